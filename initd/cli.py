@@ -1,0 +1,314 @@
+"""argv + INITD_* environment -> what to run; the one place errors become a
+line on stderr and an exit code.
+
+Hand-parsed rather than argparse: the grammar is small (`initd [opts] -- CMD`
+must leave CMD's own options alone) and argparse costs milliseconds of
+start-up in every container.
+"""
+import os
+import signal
+import sys
+from dataclasses import dataclass, field, replace
+
+from initd import __version__, config, log, signals
+from initd.errors import InitdError
+
+DEFAULT_ORPHAN_GRACE = 2.0
+
+USAGE = """\
+usage: initd [OPTIONS] --role NAME        run a role of roles.json
+       initd [OPTIONS] -- COMMAND [ARG...]  run a command
+       initd check [--roles PATH] [--role NAME]
+                                          validate roles.json, print the plan
+
+initd runs as PID 1 of a container: it starts the app under a parent shim
+(PID 2) so the app (PID 3) never sees getppid() == 1, translates and passes on
+every signal, reaps every zombie, stops gracefully and exits with the app's
+exact status.
+
+options (each also read from the environment variable shown):
+  --role NAME          role to run                                INITD_ROLE
+  --roles PATH         roles file (default /app/container/roles.json)
+                                                                  INITD_ROLES
+  --map SRC:DST        deliver DST when SRC arrives, e.g. TERM:QUIT; DST 0 or
+                       none drops SRC; repeatable, overrides the role's map
+                                                 INITD_MAP="TERM:QUIT USR1:0"
+  --stop-timeout SECS  after a stop signal (TERM, INT), how long the app may
+                       take before its process group gets SIGKILL (default 7)
+                                                          INITD_STOP_TIMEOUT
+  --orphan-grace SECS  after the app exits, how long leftover processes get
+                       between SIGTERM and SIGKILL (default 2)
+                                                          INITD_ORPHAN_GRACE
+  --process-group      deliver signals to the app's whole process group
+                                                     INITD_PROCESS_GROUP=1
+  --fqdn NAME          hostname the app sees through gethostname()/uname();
+                       {hostname} is the container's short name  INITD_FQDN
+  -v, --verbose        say what happens (twice: debug)       INITD_VERBOSE=1|2
+  --version            print the version
+  -h, --help           this help
+"""
+
+# Options that take a value -> (Settings field, environment variable).
+VALUE_OPTIONS = {
+    "--role": ("role", "INITD_ROLE"),
+    "--roles": ("roles", "INITD_ROLES"),
+    "--map": ("maps", "INITD_MAP"),
+    "--stop-timeout": ("stop_timeout", "INITD_STOP_TIMEOUT"),
+    "--orphan-grace": ("orphan_grace", "INITD_ORPHAN_GRACE"),
+    "--fqdn": ("fqdn", "INITD_FQDN"),
+}
+
+
+@dataclass
+class Settings:
+    action: str = "run"          # run, check, help, version
+    role: str | None = None
+    roles: str | None = None
+    maps: list = field(default_factory=list)  # raw "SRC:DST" strings
+    stop_timeout: str | None = None
+    orphan_grace: str | None = None
+    fqdn: str | None = None
+    process_group: bool | None = None
+    verbose: int = 0
+    command: list = field(default_factory=list)
+    origin: dict = field(default_factory=dict)  # field -> where it came from, for errors
+
+
+def parse_args(argv, environ):
+    s = Settings()
+    i = 0
+    if argv and argv[0] == "check":
+        s.action, i = "check", 1
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            s.command = argv[i + 1:]
+            break
+        name, eq, inline = arg.partition("=")
+        if name in VALUE_OPTIONS:
+            if eq:
+                value = inline
+            elif i + 1 < len(argv):
+                i += 1
+                value = argv[i]
+            else:
+                raise InitdError(f"{name}: expected a value (see initd --help)")
+            attr = VALUE_OPTIONS[name][0]
+            if attr == "maps":
+                s.maps.append(value)
+            else:
+                setattr(s, attr, value)
+            s.origin[attr] = name
+        elif arg in ("-h", "--help"):
+            s.action = "help"
+        elif arg == "--version":
+            s.action = "version"
+        elif arg in ("-v", "--verbose"):
+            s.verbose += 1
+        elif arg == "-vv":
+            s.verbose += 2
+        elif arg == "--process-group":
+            s.process_group = True
+        elif arg.startswith("-"):
+            raise InitdError(f"{arg}: unknown option (see initd --help; put the command after --)")
+        else:
+            s.command = argv[i:]  # like tini: the first word that is no option starts the command
+            break
+        i += 1
+    _apply_environment(s, environ)
+    return s
+
+
+def _apply_environment(s, environ):
+    for attr, var in VALUE_OPTIONS.values():
+        value = environ.get(var)
+        if value is None or attr in s.origin:
+            continue
+        if attr == "maps":
+            s.maps = value.replace(",", " ").split()
+        else:
+            setattr(s, attr, value)
+        s.origin[attr] = var
+    if s.process_group is None and "INITD_PROCESS_GROUP" in environ:
+        s.process_group = _env_flag(environ, "INITD_PROCESS_GROUP")
+    if not s.verbose and environ.get("INITD_VERBOSE"):
+        v = environ["INITD_VERBOSE"]
+        s.verbose = int(v) if v.isdigit() else int(_env_flag(environ, "INITD_VERBOSE"))
+
+
+def _env_flag(environ, var):
+    value = environ[var].strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    raise InitdError(f"{var}: expected 1 or 0 (true or false), got \"{environ[var]}\"")
+
+
+def _seconds(s, attr, default):
+    raw = getattr(s, attr)
+    if raw is None:
+        return None if default is None else default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not (0 <= value < float("inf")):
+        raise InitdError(f"{s.origin[attr]}: expected a number of seconds >= 0, got \"{raw}\"")
+    return value
+
+
+def _signal_overrides(s):
+    result = {}
+    for entry in s.maps:
+        try:
+            src, dst = signals.parse_map_entry(entry)
+        except ValueError as e:
+            raise InitdError(f"{s.origin['maps']}: {e}")
+        result[src] = dst
+    return result
+
+
+def resolve_role(s):
+    """The Role to run: from roles.json or the command line, with overrides."""
+    if s.command and s.role and s.origin.get("role") == "--role":
+        raise InitdError("give --role NAME or a command after --, not both")
+    if s.command:
+        role = config.Role(name=os.path.basename(s.command[0]), argv=tuple(s.command))
+    elif s.role:
+        path = s.roles or config.DEFAULT_ROLES
+        role = config.parse_role(config.load(path), s.role, path)
+    else:
+        raise InitdError("nothing to run: give --role NAME or -- COMMAND (see initd --help)")
+    changes = {}
+    overrides = _signal_overrides(s)
+    if overrides:
+        changes["signals"] = {**role.signals, **overrides}
+    timeout = _seconds(s, "stop_timeout", None)
+    if timeout is not None:
+        changes["stop_timeout"] = timeout
+    if s.fqdn:
+        changes["fqdn"] = s.fqdn
+    if s.process_group is not None:
+        changes["process_group"] = s.process_group
+    return replace(role, **changes)
+
+
+def _where(role, key):
+    """How to name a role setting in an error: the file and key, or the option."""
+    if role.source == "command line":
+        return {"fqdn": "--fqdn", "user": "--user", "workdir": "workdir"}.get(key, key)
+    return f"{role.source}: {role.name}.{key}"
+
+
+def resolve_account(role):
+    if role.user is None:
+        return None
+    from initd import spawn
+    try:
+        return spawn.resolve_user(role.user)
+    except ValueError as e:
+        raise InitdError(f"{_where(role, 'user')}: {e}")
+
+
+def resolve_fqdn(role, fqdn_origin):
+    if not role.fqdn:
+        return None
+    from initd import fqdn
+    where = fqdn_origin or _where(role, "fqdn")
+    try:
+        return fqdn.resolve(role.fqdn, os.uname().nodename)
+    except ValueError as e:
+        raise InitdError(f"{where}: {e}")
+
+
+def resolve_workdir(role, caller_cwd):
+    if role.workdir:
+        if not os.path.isdir(role.workdir):
+            raise InitdError(f"{_where(role, 'workdir')}: {role.workdir} is not a directory")
+        return role.workdir
+    if role.source != "command line" and os.path.isdir(config.DEFAULT_WORKDIR):
+        return config.DEFAULT_WORKDIR
+    return caller_cwd if role.source == "command line" else "/"
+
+
+def check(s):
+    """`initd check`: validate and print the plan of one role or all."""
+    path = s.roles or config.DEFAULT_ROLES
+    data = config.load(path)
+    names = [s.role] if s.role else config.role_names(data)
+    for name in names:
+        role = resolve_role(replace(s, role=name, command=[]))
+        account = resolve_account(role)
+        user_text = account and (f"{role.user} (uid {account.uid}, gid {account.gid}, groups "
+                                 f"{','.join(map(str, account.groups))}, HOME {account.home})")
+        fqdn_name = resolve_fqdn(role, s.origin.get("fqdn"))
+        fqdn_text = fqdn_name and f"{role.fqdn} (here: {fqdn_name})"
+        lines = config.describe(role, user_text, fqdn_text)
+        print("\n".join(lines))
+    print(f"{path}: ok ({len(names)} role{'s' if len(names) != 1 else ''} checked)")
+    return 0
+
+
+def run(s):
+    # Block every signal we handle before any child exists: from here on each
+    # one waits in the kernel until the loop takes it, so none is lost and no
+    # Python handler ever runs.
+    signal.pthread_sigmask(signal.SIG_BLOCK, signals.WAITED)
+    role = resolve_role(s)
+    stop_timeout_default = role.stop_timeout
+    orphan_grace = _seconds(s, "orphan_grace", DEFAULT_ORPHAN_GRACE)
+    account = resolve_account(role)
+    fqdn_name = resolve_fqdn(role, s.origin.get("fqdn"))
+    caller_cwd = os.getcwd()
+    workdir = resolve_workdir(role, caller_cwd)
+
+    from initd import spawn
+    env = spawn.app_env(os.environ, role.env, account)
+    if fqdn_name:
+        from initd import fqdn
+        env = fqdn.preload_env(env, fqdn_name)
+
+    os.chdir("/")  # pin no mount point
+    if os.getpid() != 1:
+        # Orphans of the app are re-parented to us, not to the real init, so
+        # we can reap them and sweep them at the end.
+        import prctl
+        prctl.set_child_subreaper(True)
+        log.info(f"not PID 1 (pid {os.getpid()}): registered as a child subreaper, "
+                 "so orphans are reaped here")
+    try:
+        import setproctitle
+        setproctitle.setproctitle(f"initd: {role.name}")
+    except ImportError:
+        pass
+
+    stop = role.signals.get(signal.SIGTERM, signal.SIGTERM)
+    shim_pid, app_pid = spawn.start(
+        role.argv, f"ppidshim: {role.name}", env, workdir, account,
+        group=role.process_group, pdeathsig=stop)
+    log.info(f"started {role.name} (pid {app_pid}) under ppidshim (pid {shim_pid}): "
+             f"{' '.join(role.argv)}")
+
+    from initd.loop import Init
+    return Init(role.name, shim_pid, app_pid, role.signals, stop_timeout_default,
+                orphan_grace, role.process_group).run()
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        s = parse_args(argv, os.environ)
+        log.level = min(log.WARNING + s.verbose, log.DEBUG)
+        if s.action == "help":
+            sys.stdout.write(USAGE)
+            return 0
+        if s.action == "version":
+            print(f"initd {__version__}")
+            return 0
+        if s.action == "check":
+            return check(s)
+        return run(s)
+    except InitdError as e:
+        log.error(str(e))
+        return e.exit_code

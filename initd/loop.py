@@ -1,0 +1,241 @@
+"""The single wait loop of PID 1.
+
+One thread, one blocking wait: every signal is blocked (cli does that before
+any child exists) and taken here with sigtimedwait, whose timeout is the next
+deadline. After every wake-up, whatever woke us, all exited children are
+reaped. No Python signal handlers, no threads.
+
+Life of a run:
+  RUNNING   the app runs; signals are translated and handed to the ppidshim,
+            which passes them on to the app
+  STOPPING  a stop signal (TERM, INT) arrived: the app has stop_timeout
+            seconds, then its process group gets SIGKILL
+  SWEEPING  the app is gone: every other process left gets SIGTERM, a short
+            grace, then SIGKILL, and everything is reaped
+  then initd exits with the app's exit code (128+N for signal N).
+"""
+import os
+import signal
+import time
+
+from initd import log, reaper, signals
+
+
+def wait_for_signal(deadline):
+    """The next signal, or None when the deadline (monotonic) passes first."""
+    if deadline is None:
+        return signal.sigwaitinfo(signals.WAITED)
+    timeout = deadline - time.monotonic()
+    if timeout <= 0:
+        return None
+    return signal.sigtimedwait(signals.WAITED, timeout)
+
+
+def _earliest(*deadlines):
+    pending = [d for d in deadlines if d is not None]
+    return min(pending) if pending else None
+
+
+def _kill(pid, signum):
+    """kill() that tolerates a target that has just gone away."""
+    try:
+        os.kill(pid, signum)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError as e:
+        log.warning(f"cannot send {signals.name(signum)} to pid {pid}: {e.strerror}")
+        return False
+
+
+class Init:
+    def __init__(self, name, shim_pid, app_pid, signal_map, stop_timeout,
+                 orphan_grace, process_group=False):
+        self.name = name
+        self.shim = shim_pid        # None once reaped
+        self.app = app_pid          # None if the shim could not start it
+        self.adopted = False        # the shim died first and the app became our child
+        self.signal_map = signal_map
+        self.stop_timeout = stop_timeout
+        self.orphan_grace = orphan_grace
+        self.process_group = process_group
+        self.code = None            # the app's exit code, once known
+        self.stop_deadline = None   # STOPPING: when the app's group gets SIGKILL
+        self.kill_deadline = None   # after SIGKILL: when the shim itself gets it
+        self.stop_signal = None     # what the app was sent to stop it
+
+    def run(self):
+        """Run until the app is gone and the namespace swept; the exit code."""
+        while self.code is None:
+            info = wait_for_signal(_earliest(self.stop_deadline, self.kill_deadline))
+            # PID 1 must not die of its own bug: say so and keep serving.
+            try:
+                if info is not None:
+                    self.on_signal(info.si_signo, info.si_pid)
+                self.reap()
+                self.check_deadlines()
+            except Exception as e:  # noqa: BLE001
+                log.error(f"internal error, carrying on: {type(e).__name__}: {e}")
+        self.sweep()
+        log.info(f"exiting with code {self.code}")
+        return self.code
+
+    # -- signals ----------------------------------------------------------
+
+    def on_signal(self, signum, sender):
+        if signum == signal.SIGCHLD:
+            return  # reap() runs after every wake-up anyway
+        delivered = self.signal_map.get(signum, signum)
+        if delivered == signals.DROP:
+            log.info(f"dropped {signals.name(signum)} from pid {sender} (mapped to nothing)")
+            return
+        if delivered == signum:
+            log.info(f"received {signals.name(signum)} from pid {sender}; passing it on")
+        else:
+            log.info(f"received {signals.name(signum)} from pid {sender}; "
+                     f"delivering {signals.name(delivered)}")
+        self.deliver(delivered)
+        if signum in signals.STOP and self.stop_deadline is None and self.kill_deadline is None:
+            # RUNNING -> STOPPING
+            self.stop_signal = delivered
+            self.stop_deadline = time.monotonic() + self.stop_timeout
+            log.info(f"stopping {self.name}: it has {self.stop_timeout:g}s to exit "
+                     f"after {signals.name(delivered)}")
+
+    def deliver(self, signum):
+        if self.shim is not None:
+            # The shim is our unreaped child, so its pid cannot have been
+            # reused; it passes the signal on to the app (or its group).
+            _kill(self.shim, signum)
+        elif self.adopted:
+            _kill(-self.app if self.process_group else self.app, signum)
+
+    # -- children ----------------------------------------------------------
+
+    def reap(self):
+        watched = {p for p in (self.shim, self.app) if p is not None}
+        found, others = reaper.reap_all(watched)
+        if others:
+            log.debug(f"reaped {others} orphaned process(es)")
+        if self.shim in found:
+            shim_code, self.shim = found[self.shim], None
+            if self.app in found:
+                self.code = found[self.app]  # adopted and already dead
+            elif self.app is not None and self._is_our_child(self.app):
+                self.adopt(shim_code)
+            else:
+                self.code = shim_code  # the shim left with the app's status
+        elif self.adopted and self.app in found:
+            self.code = found[self.app]
+
+    @staticmethod
+    def _is_our_child(pid):
+        # waitpid answers ECHILD for anything that is not our child, whatever
+        # /proc is mounted; WNOHANG keeps it from blocking.
+        try:
+            return os.waitpid(pid, os.WNOHANG) == (0, 0)
+        except ChildProcessError:
+            return False
+
+    def adopt(self, shim_code):
+        """The ppidshim died while the app runs: the kernel re-parented the app
+        to us (and sent it the parent-death signal). Stop it gracefully."""
+        self.adopted = True
+        stop = self.signal_map.get(signal.SIGTERM, signal.SIGTERM) or signal.SIGTERM
+        log.warning(f"ppidshim died unexpectedly (exit {shim_code}) while {self.name} "
+                    f"(pid {self.app}) was running; stopping it with {signals.name(stop)}")
+        self.deliver(stop)
+        if self.stop_deadline is None and self.kill_deadline is None:
+            self.stop_signal = stop
+            self.stop_deadline = time.monotonic() + self.stop_timeout
+
+    def check_deadlines(self):
+        now = time.monotonic()
+        if self.stop_deadline is not None and now >= self.stop_deadline:
+            # STOPPING -> KILLING
+            self.stop_deadline = None
+            log.warning(f"{self.name} (pid {self.app}) still running {self.stop_timeout:g}s "
+                        f"after {signals.name(self.stop_signal)}; sending SIGKILL to its process group")
+            if self.app is not None:
+                _kill(-self.app, signal.SIGKILL)
+                _kill(self.app, signal.SIGKILL)  # in case it left its group
+            self.kill_deadline = now + self.orphan_grace
+        elif self.kill_deadline is not None and now >= self.kill_deadline:
+            self.kill_deadline = None
+            if self.shim is not None:
+                log.warning("ppidshim did not exit after its app was killed; sending it SIGKILL")
+                _kill(self.shim, signal.SIGKILL)
+
+    # -- the end -------------------------------------------------------------
+
+    def sweep(self):
+        """SWEEPING: TERM, grace, KILL for every process still alive, then reap
+        them all: when PID 1 exits the kernel SIGKILLs whatever is left, with
+        no chance to finish, so we do it gracefully first."""
+        left = _leftovers()
+        if not left:
+            reaper.reap_all(())
+            return
+        log.info(f"{self.name} exited with code {self.code}; sending SIGTERM to "
+                 f"{_count(left)} and giving them {self.orphan_grace:g}s")
+        _signal_leftovers(left, signal.SIGTERM)
+        left = _wait_until_gone(time.monotonic() + self.orphan_grace)
+        if left:
+            log.warning(f"{_count(left)} still running {self.orphan_grace:g}s after SIGTERM; "
+                        "sending SIGKILL")
+            _signal_leftovers(left, signal.SIGKILL)
+            # SIGKILL is prompt unless a process is stuck in the kernel.
+            left = _wait_until_gone(time.monotonic() + 5)
+            if left:
+                log.warning(f"{_count(left)} survived SIGKILL for 5s; exiting anyway")
+
+
+def _wait_until_gone(deadline):
+    """Reap until no leftover remains or the deadline passes; what is left.
+
+    Wakes on SIGCHLD, but also every 50 ms: a subreaper gets no SIGCHLD when a
+    grandchild exits, so the leftovers are looked at again."""
+    while True:
+        reaper.reap_all(())
+        left = _leftovers()
+        now = time.monotonic()
+        if not left or now >= deadline:
+            return left
+        wait_for_signal(min(deadline, now + 0.05))
+
+
+def _leftovers():
+    """The processes to sweep: as PID 1, everything else in our namespace
+    (["all"] when there is something but /proc is not ours to count it); as a
+    subreaper, our descendants only, never the host's processes."""
+    if os.getpid() == 1:
+        try:
+            os.kill(-1, 0)
+        except ProcessLookupError:
+            return []
+        try:
+            if os.readlink("/proc/self") == "1":
+                return [int(p) for p in os.listdir("/proc") if p.isdigit() and p != "1"] or ["all"]
+        except OSError:
+            pass
+        return ["all"]
+    import psutil  # 20 ms to import: only here, only when not PID 1
+    try:
+        return [p.pid for p in psutil.Process().children(recursive=True)
+                if p.status() != psutil.STATUS_ZOMBIE]
+    except psutil.Error:
+        return []
+
+
+def _signal_leftovers(left, signum):
+    if os.getpid() == 1:
+        _kill(-1, signum)  # everything in the namespace but us
+    else:
+        for pid in left:
+            _kill(pid, signum)
+
+
+def _count(left):
+    if left == ["all"]:
+        return "the processes left"
+    return f"{len(left)} leftover process{'es' if len(left) != 1 else ''}"

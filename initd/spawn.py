@@ -1,0 +1,138 @@
+"""The only process creator: starts the ppidshim (PID 2), which starts the app.
+
+Here the child gets its working directory, user and environment; the shim
+then gives the app its own process group, default signal dispositions, an
+empty signal mask and no stray fds, and execs it.
+
+No subprocess module: PID 1's reaper would steal Popen's children, and
+Popen.wait() then reports 0 for whatever the real status was.
+"""
+import os
+import signal
+from dataclasses import dataclass
+
+from initd.errors import InitdError
+
+BIN_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_bin")
+
+
+@dataclass(frozen=True)
+class Account:
+    name: str | None
+    uid: int
+    gid: int
+    groups: tuple
+    home: str
+
+
+def resolve_user(spec):
+    """`name`, `uid`, `name:group` or `uid:gid` -> Account. ValueError if unknown.
+
+    A uid with no passwd entry is allowed (Kubernetes runAsUser often is one):
+    like docker --user, its group is then 0 and its home /.
+    """
+    import grp
+    import pwd
+    user, _, group = spec.partition(":")
+    try:
+        entry = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
+    except KeyError:
+        if not user.isdigit():
+            raise ValueError(f'no user named "{user}" in /etc/passwd')
+        entry = None
+    if entry:
+        name, uid, gid, home = entry.pw_name, entry.pw_uid, entry.pw_gid, entry.pw_dir
+    else:
+        name, uid, gid, home = None, int(user), 0, "/"
+    if group:
+        try:
+            gid = int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
+        except KeyError:
+            raise ValueError(f'no group named "{group}" in /etc/group')
+    groups = tuple(os.getgrouplist(name, gid)) if name else (gid,)
+    return Account(name, uid, gid, groups, home)
+
+
+def shim_path():
+    path = os.path.join(BIN_DIR, "ppidshim")
+    if not os.access(path, os.X_OK):
+        raise InitdError(f"{path}: missing; reinstall initd with `pip install .` "
+                         "so that its C parts are built", exit_code=126)
+    return path
+
+
+def app_env(base, role_env, account=None):
+    """The app's environment: ours, then the account's, then the role's."""
+    env = dict(base)
+    if account:
+        env["HOME"] = account.home
+        if account.name:
+            env["USER"] = env["LOGNAME"] = account.name
+    env.update(role_env)
+    return env
+
+
+def start(argv, title, env, workdir, account=None, group=False, pdeathsig=0):
+    """Fork+exec the ppidshim running argv. Returns (shim pid, app pid).
+
+    The app pid is None when the shim could not start it; the shim's exit
+    status then says why. Every signal stays blocked in the shim (inherited
+    from us) until it waits for them, so none sent during start-up is lost.
+    """
+    shim = shim_path()
+    report_r, report_w = os.pipe()
+    shim_argv = [title, str(report_w), "1" if group else "0", str(pdeathsig), "--", *argv]
+    pid = os.fork()
+    if pid == 0:
+        _exec_shim(shim, shim_argv, env, workdir, account, report_w, pdeathsig)
+    os.close(report_w)
+    try:
+        # The shim writes the app's pid right after its fork, or dies first
+        # (EOF): this read is bounded by the shim's own start-up.
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = os.read(report_r, 32)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        os.close(report_r)
+    app_pid = int(data) if data.strip().isdigit() else None
+    return pid, app_pid
+
+
+def _exec_shim(shim, shim_argv, env, workdir, account, report_w, pdeathsig):
+    """In the forked child. Never returns, never lets an exception reach the
+    parent's code (which would run a second initd loop in this process)."""
+    try:
+        # SIG_IGN survives exec, and Python ignores these two by default.
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+        if pdeathsig:
+            import prctl
+            prctl.set_pdeathsig(pdeathsig)  # initd gone (not PID 1): stop the app
+        try:
+            os.chdir(workdir)
+        except OSError as e:
+            _die(f"cannot change to workdir {workdir}: {e.strerror}", 126)
+        if account:
+            # Supplementary groups, then gid, then uid: after setuid the
+            # others can no longer be changed.
+            os.setgroups(list(account.groups))
+            os.setgid(account.gid)
+            os.setuid(account.uid)
+        os.closerange(3, report_w)
+        os.closerange(report_w + 1, os.sysconf("SC_OPEN_MAX"))
+        os.set_inheritable(report_w, True)
+        os.execve(shim, shim_argv, env)
+    except BaseException as e:  # noqa: B036 - this process must end here
+        _die(f"cannot start {shim}: {e}", 126)
+    finally:
+        os._exit(126)
+
+
+def _die(message, code):
+    try:
+        os.write(2, f"initd: ERROR {message}\n".encode(errors="replace"))
+    finally:
+        os._exit(code)
