@@ -251,10 +251,6 @@ def check(s):
 
 
 def run(s):
-    # Block every signal we handle before any child exists: from here on each
-    # one waits in the kernel until the loop takes it, so none is lost and no
-    # Python handler ever runs.
-    signal.pthread_sigmask(signal.SIG_BLOCK, signals.WAITED)
     role = resolve_role(s)
     stop_timeout_default = role.stop_timeout
     orphan_grace = _seconds(s, "orphan_grace", DEFAULT_ORPHAN_GRACE)
@@ -297,6 +293,11 @@ def run(s):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    # First of all, block every signal we handle: from here on each one waits
+    # in the kernel until the loop takes it, so none is lost (as PID 1, an
+    # unblocked signal with the default action is simply discarded) and no
+    # Python handler ever runs.
+    signal.pthread_sigmask(signal.SIG_BLOCK, signals.WAITED)
     try:
         s = parse_args(argv, os.environ)
         log.level = min(log.WARNING + s.verbose, log.DEBUG)

@@ -1,0 +1,72 @@
+"""initd is PID 1, the ppidshim PID 2, the app PID 3 whose parent is the shim."""
+import os
+import signal
+
+from helpers import app, children, proc_status, run_initd, signal_set, sleep_until
+
+
+def test_pid_1_2_3_tree_and_getppid():
+    code, out, err = run_initd(["--", "sh", "-c",
+                                "echo app=$$ parent=$PPID; ps -o pid=,ppid=,args= -p 1,2"])
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "app=3 parent=2"
+    assert lines[1].split(None, 2) == ["1", "0", "initd: sh"]
+    assert lines[2].split(None, 2) == ["2", "1", "ppidshim: sh"]
+
+
+def test_python_app_sees_ppid_2_not_1():
+    code, out, _ = run_initd(["--", app("printsig.py")[0], "-c",
+                              "import os; print(os.getpid(), os.getppid())"])
+    assert (code, out.split()) == (0, ["3", "2"])
+
+
+def test_role_titles_in_ps(tmp_path):
+    roles = tmp_path / "roles.json"
+    roles.write_text('{"web": "ps -o args= -p 1,2"}')
+    code, out, err = run_initd(["--roles", str(roles), "--role", "web"])
+    assert code == 0, err
+    assert out.splitlines() == ["initd: web", "ppidshim: web"]
+
+
+def test_subreaper_when_not_pid1(initd):
+    proc = initd(["-v", "--"] + app("printsig.py", "--exit-on", "TERM:7"), mode="subreaper")
+    proc.expect("ready")
+    proc.expect("registered as a child subreaper", stream="err")
+    status = proc_status(proc.pid)
+    assert status["PPid"] == str(os.getpid())
+    shim = sleep_until(lambda: children(proc.pid))[0]
+    app_pid = sleep_until(lambda: children(shim))[0]
+    assert proc_status(app_pid)["PPid"] == str(shim)
+    proc.kill(signal.SIGTERM)
+    proc.expect("got SIGTERM")
+    assert proc.wait() == 7
+
+
+def test_child_starts_clean(initd):
+    """Empty signal mask, nothing ignored (Python ignores PIPE and XFSZ), no fds >= 3."""
+    proc = initd(["--"] + app("printsig.py", "--exit-on", "TERM:0"))
+    line = proc.expect("ready")
+    app_pid = sleep_until(lambda: children(sleep_until(lambda: children(proc.pid))[0]))[0]
+    status = proc_status(app_pid)
+    assert signal_set(status["SigBlk"]) == set()
+    # printsig installs handlers (SigCgt) but ignores nothing.
+    assert signal_set(status["SigIgn"]) == set()
+    fds = sorted(int(fd) for fd in os.listdir(f"/proc/{app_pid}/fd"))
+    assert fds == [0, 1, 2], line
+    proc.kill(signal.SIGTERM)
+    assert proc.wait() == 0
+
+
+def test_child_of_exec_gets_default_dispositions():
+    # `sh` would reset nothing itself: read the exec'd program's own view.
+    code, out, _ = run_initd(["--", "grep", "-E", "^Sig(Blk|Ign)", "/proc/self/status"])
+    assert code == 0
+    for line in out.splitlines():
+        assert signal_set(line.split()[1]) == set(), line
+
+
+def test_initd_runs_from_root_and_app_from_caller_cwd(tmp_path):
+    code, out, _ = run_initd(["--", "sh", "-c", "pwd; readlink /proc/1/cwd"], cwd=tmp_path)
+    assert code == 0
+    assert out.splitlines() == [str(tmp_path), "/"]

@@ -1,0 +1,94 @@
+"""Every forwardable signal reaches the app, translated by the map, or dropped."""
+import json
+import signal
+
+import pytest
+
+from helpers import app, proc_status, signal_set, sleep_until
+
+NON_STOP = [s for s in range(1, 32) if s not in (
+    signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, signal.SIGTERM, signal.SIGINT,
+    signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL, signal.SIGABRT,
+    signal.SIGTRAP, signal.SIGSYS,
+    # Job control: printsig's handler catches them, but sending TSTP/TTIN/TTOU
+    # to a catching app is fine; CONT is included too.
+)]
+
+
+def test_every_forwardable_signal_is_delivered(initd, mode):
+    proc = initd(["--stop-timeout", "30", "--"] + app("printsig.py", "--exit-on", "TERM:0"),
+                 mode=mode)
+    proc.expect("ready")
+    for sig in NON_STOP + [signal.SIGINT]:
+        proc.kill(sig)
+        proc.expect(f"got {signal.Signals(sig).name}")
+    proc.kill(signal.SIGTERM)
+    proc.expect("got SIGTERM")
+    assert proc.wait() == 0
+
+
+def test_map_translates_and_drops(initd, mode):
+    proc = initd(["--map", "TERM:QUIT", "--map", "SIGUSR1:usr2", "--map", "HUP:none", "--"]
+                 + app("printsig.py", "--exit-on", "QUIT:0"), mode=mode)
+    proc.expect("ready")
+    proc.kill(signal.SIGHUP)       # dropped: the next line must be the USR2
+    proc.kill(signal.SIGUSR1)
+    assert proc.expect("got") == "got SIGUSR2"
+    proc.kill(signal.SIGTERM)
+    assert proc.expect("got") == "got SIGQUIT"
+    assert proc.wait() == 0
+    assert "got SIGHUP" not in proc.drain("out")
+
+
+def test_role_map_from_roles_json_and_map_override(initd, tmp_path):
+    roles = tmp_path / "roles.json"
+    roles.write_text(json.dumps({"web": {
+        "command": app("printsig.py", "--exit-on", "QUIT:0"),
+        "signals": {"TERM": "QUIT", "USR1": "WINCH", "USR2": 0}}}))
+    proc = initd(["--roles", str(roles), "--role", "web", "--map", "USR1:HUP"])
+    proc.expect("ready")
+    proc.kill(signal.SIGUSR2)      # dropped by the role
+    proc.kill(signal.SIGUSR1)      # the command line wins over the role
+    assert proc.expect("got") == "got SIGHUP"
+    proc.kill(signal.SIGTERM)
+    assert proc.expect("got") == "got SIGQUIT"
+    assert proc.wait() == 0
+
+
+@pytest.mark.parametrize("group", [True, False])
+def test_process_group_delivery(initd, mode, group):
+    printsig = " ".join(app("printsig.py"))
+    args = ["--process-group"] if group else []
+    proc = initd(args + ["--", "sh", "-c", f"{printsig} & exec {printsig} --exit-on TERM:0"],
+                 mode=mode)
+    proc.expect("ready")
+    proc.expect("ready")
+    proc.kill(signal.SIGUSR1)
+    proc.expect("got SIGUSR1")
+    if group:
+        proc.expect("got SIGUSR1")
+    proc.kill(signal.SIGTERM)
+    assert proc.wait() == (0 if not group else 0)
+    out = proc.drain("out")
+    assert out.count("got SIGUSR1") == (2 if group else 1)
+
+
+def test_signal_during_startup_is_not_lost(initd, mode):
+    """Sent before the app exists: delivered once it does (sleep dies of it)."""
+    proc = initd(["--", "sleep", "30"], mode=mode)
+    # Before initd blocks its signals no one can take them (as PID 1 the
+    # kernel discards them); from then on none may be lost.
+    sleep_until(lambda: signal.SIGUSR1 in signal_set(proc_status(proc.pid)["SigBlk"]), 10, 0.001)
+    proc.kill(signal.SIGUSR1)
+    assert proc.wait(timeout=10) == 128 + signal.SIGUSR1
+
+
+def test_signal_flood_is_survived(initd, mode):
+    proc = initd(["--"] + app("printsig.py", "--exit-on", "TERM:0"), mode=mode)
+    proc.expect("ready")
+    for _ in range(5000):
+        proc.kill(signal.SIGUSR1)
+    proc.expect("got SIGUSR1")
+    proc.kill(signal.SIGTERM)
+    proc.expect("got SIGTERM", timeout=20)
+    assert proc.wait() == 0
