@@ -1,4 +1,5 @@
 """initd is PID 1, the ppidshim PID 2, the app PID 3 whose parent is the shim."""
+import json
 import os
 import signal
 
@@ -70,3 +71,25 @@ def test_initd_runs_from_root_and_app_from_caller_cwd(tmp_path):
     code, out, _ = run_initd(["--", "sh", "-c", "pwd; readlink /proc/1/cwd"], cwd=tmp_path)
     assert code == 0
     assert out.splitlines() == [str(tmp_path), "/"]
+
+
+def test_role_user_env_and_workdir(tmp_path):
+    """Supplementary groups, then gid, then uid; HOME from passwd; the role's
+    env and workdir."""
+    roles = tmp_path / "roles.json"
+    roles.write_text(json.dumps({"web": {
+        "command": ["sh", "-c", 'id -u; id -g; id -G; echo "$HOME $GREETING"; pwd'],
+        "user": "nobody", "env": {"GREETING": "hello"}, "workdir": "/tmp"}}))
+    code, out, err = run_initd(["--roles", str(roles), "--role", "web"])
+    assert code == 0, err
+    import pwd
+    nobody = pwd.getpwnam("nobody")
+    assert out.splitlines() == [str(nobody.pw_uid), str(nobody.pw_gid),
+                                " ".join(map(str, os.getgrouplist("nobody", nobody.pw_gid))),
+                                f"{nobody.pw_dir} hello", "/tmp"]
+
+
+def test_string_command_execs_so_the_app_is_pid3(tmp_path):
+    roles = tmp_path / "roles.json"
+    roles.write_text(json.dumps({"web": "exec sh -c 'echo $$'", "worker": "sleep 0; echo $$"}))
+    assert run_initd(["--roles", str(roles), "--role", "web"])[1] == "3\n"

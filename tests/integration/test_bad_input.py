@@ -1,0 +1,101 @@
+"""Bad input: one line naming the file and key, exit 2, no traceback, nothing started."""
+import json
+
+import pytest
+
+from helpers import run_initd
+
+
+@pytest.fixture
+def marker(tmp_path):
+    return tmp_path / "started"
+
+
+def check_refused(args, marker, expected, env=None):
+    code, out, err = run_initd(args, env=env)
+    assert code == 2, err
+    assert err.count("\n") == 1 and err.startswith("initd: ERROR "), err
+    assert "Traceback" not in err
+    assert expected in err
+    assert not marker.exists(), "the app was started"
+
+
+def roles(tmp_path, marker, **extra):
+    path = tmp_path / "roles.json"
+    path.write_text(json.dumps({"web": {"command": f"touch {marker}", **extra}}))
+    return str(path)
+
+
+def test_missing_roles_file(tmp_path, marker):
+    check_refused(["--roles", str(tmp_path / "none.json"), "--role", "web"], marker,
+                  f"{tmp_path}/none.json: no such file")
+
+
+def test_default_roles_path_from_env(tmp_path, marker):
+    check_refused(["--role", "web"], marker, f"{tmp_path}/x.json: no such file",
+                  env={"INITD_ROLES": str(tmp_path / "x.json")})
+
+
+def test_invalid_json(tmp_path, marker):
+    path = tmp_path / "roles.json"
+    path.write_text('{\n  "web": "x",\n}\n')
+    check_refused(["--roles", str(path), "--role", "web"], marker,
+                  f"{path}: line 3 column 1: invalid JSON")
+
+
+def test_unknown_role_lists_known(tmp_path, marker):
+    check_refused(["--roles", roles(tmp_path, marker), "--role", "worker"], marker,
+                  'no role named "worker" (roles: web)')
+
+
+def test_unknown_signal(tmp_path, marker):
+    check_refused(["--roles", roles(tmp_path, marker, signals={"TERM": "QUITE"}), "--role", "web"],
+                  marker, 'web.signals.TERM: unknown signal "QUITE" (try QUIT)')
+
+
+def test_wrong_type_and_negative_timeout(tmp_path, marker):
+    check_refused(["--roles", roles(tmp_path, marker, stop_timeout=-3), "--role", "web"],
+                  marker, "web.stop_timeout: expected a number of seconds >= 0, got -3")
+
+
+def test_missing_user(tmp_path, marker):
+    check_refused(["--roles", roles(tmp_path, marker, user="nosuchuser"), "--role", "web"],
+                  marker, 'web.user: no user named "nosuchuser"')
+
+
+def test_missing_workdir(tmp_path, marker):
+    check_refused(["--roles", roles(tmp_path, marker, workdir="/nonexistent/dir"), "--role", "web"],
+                  marker, "web.workdir: /nonexistent/dir is not a directory")
+
+
+def test_bad_command_line_map(marker):
+    check_refused(["--map", "TERM", "--", "touch", str(marker)], marker,
+                  "--map: expected SRC:DST such as TERM:QUIT")
+
+
+def test_bad_env_timeout(marker):
+    check_refused(["--", "touch", str(marker)], marker,
+                  'INITD_STOP_TIMEOUT: expected a number of seconds >= 0, got "soon"',
+                  env={"INITD_STOP_TIMEOUT": "soon"})
+
+
+def test_nothing_to_run(marker):
+    check_refused([], marker, "nothing to run")
+
+
+def test_unknown_option(marker):
+    check_refused(["--frobnicate", "--", "touch", str(marker)], marker, "--frobnicate: unknown option")
+
+
+def test_check_prints_plan(tmp_path, marker):
+    path = roles(tmp_path, marker, signals={"TERM": "QUIT"}, stop_timeout=8, user="root")
+    code, out, err = run_initd(["check", "--roles", path])
+    assert code == 0, err
+    assert "command: /bin/sh -c" in out and "signals: SIGTERM -> SIGQUIT" in out
+    assert "stop_timeout: 8s" in out and "uid 0" in out and out.rstrip().endswith("ok (1 role checked)")
+    assert not marker.exists()
+
+
+def test_check_fails_on_bad_file(tmp_path, marker):
+    check_refused(["check", "--roles", roles(tmp_path, marker, stop_timeout="x")], marker,
+                  "web.stop_timeout: expected a number of seconds, got a string")

@@ -1,0 +1,65 @@
+import os
+import signal
+
+import pytest
+
+from initd import reaper, signals
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("TERM", signal.SIGTERM), ("SIGTERM", signal.SIGTERM), ("term", signal.SIGTERM),
+    ("15", 15), ("RTMIN+2", signal.SIGRTMIN + 2), ("SIGRTMAX", signal.SIGRTMAX),
+])
+def test_parse(text, expected):
+    assert signals.parse(text) == expected
+
+
+def test_parse_drop_only_where_allowed():
+    assert signals.parse("none", allow_drop=True) == signals.parse("0", allow_drop=True) == 0
+    with pytest.raises(ValueError):
+        signals.parse("0")
+
+
+def test_unknown_signal_suggests():
+    with pytest.raises(ValueError, match=r'unknown signal "QUITE" \(try QUIT\)'):
+        signals.parse("QUITE")
+
+
+def test_forwardable_excludes_kill_stop_chld_and_faults():
+    for s in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, signal.SIGSEGV, signal.SIGABRT):
+        assert s not in signals.FORWARDABLE
+    for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGWINCH, signal.SIGTSTP, signal.SIGRTMIN):
+        assert s in signals.FORWARDABLE
+
+
+def test_map_entry():
+    assert signals.parse_map_entry("TERM:QUIT") == (signal.SIGTERM, signal.SIGQUIT)
+    assert signals.parse_map_entry("usr1:0") == (signal.SIGUSR1, 0)
+    for bad in ("TERM", "TERM:", ":QUIT", "KILL:TERM"):
+        with pytest.raises(ValueError):
+            signals.parse_map_entry(bad)
+
+
+@pytest.mark.parametrize("code", range(256))
+def test_exit_code_of_exit(code):
+    assert reaper.exit_code(code << 8) == code
+
+
+@pytest.mark.parametrize("sig", [1, 9, 11, 15, 31])
+def test_exit_code_of_signal_death_is_128_plus_n(sig):
+    assert reaper.exit_code(sig) == 128 + sig          # WTERMSIG
+    assert reaper.exit_code(sig | 0x80) == 128 + sig   # with a core dump
+
+
+def test_reap_all_reports_watched_and_counts_others():
+    watched = os.fork()
+    if watched == 0:
+        os._exit(7)
+    other = os.fork()
+    if other == 0:
+        os._exit(0)
+    # Wait until both are zombies without reaping them.
+    os.waitid(os.P_PID, watched, os.WEXITED | os.WNOWAIT)
+    os.waitid(os.P_PID, other, os.WEXITED | os.WNOWAIT)
+    found, others = reaper.reap_all({watched})
+    assert found == {watched: 7} and others == 1
