@@ -81,3 +81,10 @@ def test_missing_file(tmp_path):
 def test_unreadable_file(tmp_path):
     with pytest.raises(InitdError, match="is a directory"):
         config.load(str(tmp_path))
+
+
+def test_schema_documents_exactly_the_keys_the_parser_accepts():
+    import importlib.resources
+    schema = json.loads(importlib.resources.files("initd").joinpath("roles.schema.json").read_text())
+    assert tuple(schema["$defs"]["role"]["properties"]) == config.ROLE_KEYS
+    assert schema["$defs"]["role"]["additionalProperties"] is False
