@@ -217,9 +217,13 @@ def resolve_fqdn(role, fqdn_origin):
     from initd import fqdn
     where = fqdn_origin or _where(role, "fqdn")
     try:
-        return fqdn.resolve(role.fqdn, os.uname().nodename)
+        name = fqdn.resolve(role.fqdn, os.uname().nodename)
     except ValueError as e:
         raise InitdError(f"{where}: {e}")
+    if not os.path.exists(fqdn.library_path()):
+        raise InitdError(f"{fqdn.library_path()}: missing; reinstall initd with `pip install .` "
+                         "so that its C parts are built", exit_code=126)
+    return name
 
 
 def resolve_workdir(role, caller_cwd):
@@ -252,7 +256,6 @@ def check(s):
 
 def run(s):
     role = resolve_role(s)
-    stop_timeout_default = role.stop_timeout
     orphan_grace = _seconds(s, "orphan_grace", DEFAULT_ORPHAN_GRACE)
     account = resolve_account(role)
     fqdn_name = resolve_fqdn(role, s.origin.get("fqdn"))
@@ -287,7 +290,7 @@ def run(s):
              f"{' '.join(role.argv)}")
 
     from initd.loop import Init
-    return Init(role.name, shim_pid, app_pid, role.signals, stop_timeout_default,
+    return Init(role.name, shim_pid, app_pid, role.signals, role.stop_timeout,
                 orphan_grace, role.process_group).run()
 
 

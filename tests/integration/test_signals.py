@@ -1,5 +1,6 @@
 """Every forwardable signal reaches the app, translated by the map, or dropped."""
 import json
+import os
 import signal
 
 import pytest
@@ -92,3 +93,28 @@ def test_signal_flood_is_survived(initd, mode):
     proc.kill(signal.SIGTERM)
     proc.expect("got SIGTERM", timeout=20)
     assert proc.wait() == 0
+
+
+def test_every_forwardable_signal_can_be_translated(initd, mode):
+    """Each source mapped to USR2: the app sees only USR2s, one per signal."""
+    sources = [s for s in NON_STOP if s != signal.SIGUSR2]
+    maps = [arg for s in sources for arg in ("--map", f"{int(s)}:USR2")]
+    proc = initd(maps + ["--map", "TERM:QUIT", "--"]
+                 + app("printsig.py", "--exit-on", "QUIT:0"), mode=mode)
+    proc.expect("ready")
+    for sig in sources:
+        proc.kill(sig)
+        assert proc.expect("got") == "got SIGUSR2", signal.Signals(sig).name
+    proc.kill(signal.SIGTERM)
+    assert proc.expect("got") == "got SIGQUIT"
+    assert proc.wait() == 0
+
+
+def test_initd_death_outside_a_namespace_stops_the_app(initd):
+    """Not PID 1, initd can be SIGKILLed: the shim's parent-death signal (the
+    translated stop signal) reaches it and it passes it on to the app."""
+    proc = initd(["--map", "TERM:QUIT", "--"] + app("printsig.py", "--exit-on", "QUIT:0"),
+                 mode="subreaper")
+    proc.expect("ready")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.expect("got SIGQUIT")
