@@ -8,7 +8,6 @@ start-up in every container.
 import os
 import signal
 import sys
-from dataclasses import dataclass, field, replace
 
 from initd import __version__, config, log, signals
 from initd.errors import InitdError
@@ -59,19 +58,21 @@ VALUE_OPTIONS = {
 }
 
 
-@dataclass
 class Settings:
-    action: str = "run"          # run, check, help, version
-    role: str | None = None
-    roles: str | None = None
-    maps: list = field(default_factory=list)  # raw "SRC:DST" strings
-    stop_timeout: str | None = None
-    orphan_grace: str | None = None
-    fqdn: str | None = None
-    process_group: bool | None = None
-    verbose: int = 0
-    command: list = field(default_factory=list)
-    origin: dict = field(default_factory=dict)  # field -> where it came from, for errors
+    """What the command line and environment asked for, before validation."""
+
+    def __init__(self):
+        self.action = "run"          # run, check, help, version
+        self.role = None
+        self.roles = None
+        self.maps = []               # raw "SRC:DST" strings
+        self.stop_timeout = None
+        self.orphan_grace = None
+        self.fqdn = None
+        self.process_group = None
+        self.verbose = 0
+        self.command = []
+        self.origin = {}             # field -> the option or variable it came from, for errors
 
 
 def parse_args(argv, environ):
@@ -191,7 +192,7 @@ def resolve_role(s):
         changes["fqdn"] = s.fqdn
     if s.process_group is not None:
         changes["process_group"] = s.process_group
-    return replace(role, **changes)
+    return role._replace(**changes)
 
 
 def _where(role, key):
@@ -242,7 +243,8 @@ def check(s):
     data = config.load(path)
     names = [s.role] if s.role else config.role_names(data)
     for name in names:
-        role = resolve_role(replace(s, role=name, command=[]))
+        s.role, s.command = name, []
+        role = resolve_role(s)
         account = resolve_account(role)
         user_text = account and (f"{role.user} (uid {account.uid}, gid {account.gid}, groups "
                                  f"{','.join(map(str, account.groups))}, HOME {account.home})")

@@ -4,9 +4,7 @@ Every error names the file and the key path and says what was expected,
 because a typo in a container's config should cost one glance, not a debug
 session. Unknown keys are errors for the same reason.
 """
-import json
-import shlex
-from dataclasses import dataclass, field
+from collections import namedtuple
 
 from initd import signals
 from initd.errors import InitdError
@@ -19,18 +17,20 @@ ROLE_KEYS = ("command", "signals", "stop_timeout", "env", "workdir", "user",
              "process_group", "fqdn")
 
 
-@dataclass(frozen=True)
-class Role:
-    name: str
-    argv: tuple
-    signals: dict = field(default_factory=dict)  # received signal -> delivered (0 drops)
-    stop_timeout: float = DEFAULT_STOP_TIMEOUT
-    env: dict = field(default_factory=dict)
-    workdir: str | None = None  # None: /app when it exists (roles) or the caller's cwd (--)
-    user: str | None = None
-    process_group: bool = False
-    fqdn: str | None = None
-    source: str = "command line"
+# A frozen record (namedtuple, not dataclass: dataclasses imports inspect and
+# costs PID 1 milliseconds at every container start). Change with _replace().
+Role = namedtuple("Role", [
+    "name",
+    "argv",
+    "signals",        # received signal -> delivered (0 drops)
+    "stop_timeout",
+    "env",
+    "workdir",        # None: /app when it exists (roles) or the caller's cwd (--)
+    "user",
+    "process_group",
+    "fqdn",
+    "source",         # the roles file, or "command line"
+], defaults=[{}, DEFAULT_STOP_TIMEOUT, {}, None, None, False, None, "command line"])
 
 
 class _Where:
@@ -63,6 +63,7 @@ def load(path):
         raise InitdError(f"{path}: is a directory, expected a roles.json file")
     except OSError as e:
         raise InitdError(f"{path}: cannot read: {e.strerror}")
+    import json  # only roles need it: `initd -- CMD` starts faster without
     try:
         data = json.loads(raw, object_pairs_hook=_no_duplicates)
     except json.JSONDecodeError as e:
@@ -207,6 +208,7 @@ def _kind(value):
 def describe(role, user_text=None, fqdn_text=None):
     """The resolved plan of a role as lines, for `initd check`; the caller
     adds what needs the OS (the account, the resolved hostname)."""
+    import shlex
     mapping = ", ".join(f"{signals.name(s)} -> {signals.name(d)}"
                         for s, d in sorted(role.signals.items())) or "none (every signal delivered as is)"
     lines = [

@@ -9,20 +9,15 @@ Popen.wait() then reports 0 for whatever the real status was.
 """
 import os
 import signal
-from dataclasses import dataclass
+from collections import namedtuple
 
 from initd.errors import InitdError
 
 BIN_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_bin")
 
 
-@dataclass(frozen=True)
-class Account:
-    name: str | None
-    uid: int
-    gid: int
-    groups: tuple
-    home: str
+# name is None for a uid with no passwd entry.
+Account = namedtuple("Account", "name uid gid groups home")
 
 
 def resolve_user(spec):
