@@ -120,17 +120,47 @@ def parse_role(data, name, path):
 
 
 def parse_command(command, where, key):
-    """A string is a Procfile line: /bin/sh -c runs it, and sh execs its last
-    simple command, so the app is still PID 3. A list is argv as is."""
+    """A string is a Procfile line, run by /bin/sh -c (see shell_argv). A list
+    is argv as is."""
     if isinstance(command, str):
         if not command.strip():
             raise where.error(key, "empty command")
-        return ("/bin/sh", "-c", command)
+        return shell_argv(command)
     if isinstance(command, list):
         if not command or not all(isinstance(a, str) for a in command) or not command[0]:
             raise where.error(key, "expected a non-empty list of strings")
         return tuple(command)
     raise where.error(key, f"expected a string or a list of strings, got {_kind(command)}")
+
+
+# Leading NAME=value words, quoted or not: `exec` goes after them
+# (`FOO=1 exec app` exports FOO to app; `exec FOO=1 app` looks for a program
+# called FOO=1).
+_ASSIGNMENTS = r"""^\s*(?:[A-Za-z_][A-Za-z0-9_]*=(?:[^\s'"\\]|\\.|'[^']*'|"(?:[^"\\]|\\.)*")*\s+)*"""
+_CONTROL = {";", "&", "|", "&&", "||", ";;", "(", ")", "|&", "&>"}
+_COMPOUND_START = {"if", "while", "until", "for", "case", "{", "!", "exec", "function", "select"}
+
+
+def shell_argv(line):
+    """/bin/sh -c LINE, with `exec` put in front of a single simple command, so
+    the app replaces the shell and keeps its pid (PID 3). bash does this by
+    itself; Debian's dash does not. A compound line (pipes, lists, `&&`,
+    subshells, control words) is left as written: the shell stays its parent."""
+    import re
+    import shlex
+    try:
+        lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
+        lexer.whitespace_split = True
+        tokens = list(lexer)
+    except ValueError:  # unbalanced quotes: let sh report it
+        return ("/bin/sh", "-c", line)
+    prefix = re.match(_ASSIGNMENTS, line).group()
+    words = [t for t in tokens if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", t, re.S)]
+    simple = (tokens and "\n" not in line and not _CONTROL.intersection(tokens)
+              and words and words[0] not in _COMPOUND_START)
+    if not simple:
+        return ("/bin/sh", "-c", line)
+    return ("/bin/sh", "-c", f"{prefix}exec {line[len(prefix):]}")
 
 
 def parse_signal_map(mapping, where, key):

@@ -1,6 +1,7 @@
 """initd is PID 1, the ppidshim PID 2, the app PID 3 whose parent is the shim."""
 import json
 import os
+import sys
 import signal
 
 from helpers import app, children, proc_status, run_initd, signal_set, sleep_until
@@ -90,6 +91,12 @@ def test_role_user_env_and_workdir(tmp_path):
 
 
 def test_string_command_execs_so_the_app_is_pid3(tmp_path):
+    """Debian's dash does not exec the last command of sh -c by itself."""
+    probe = "import os; print(os.getpid(), os.getppid(), os.environ['GREETING'])"
     roles = tmp_path / "roles.json"
-    roles.write_text(json.dumps({"web": "exec sh -c 'echo $$'", "worker": "sleep 0; echo $$"}))
-    assert run_initd(["--roles", str(roles), "--role", "web"])[1] == "3\n"
+    roles.write_text(json.dumps({
+        "web": f"GREETING='hello there' {sys.executable} -c \"{probe}\"",
+        "compound": f"true && {sys.executable} -c \"import os; print(os.getppid())\""}))
+    assert run_initd(["--roles", str(roles), "--role", "web"])[1] == "3 2 hello there\n"
+    # A compound line keeps the shell (PID 3) as the app's parent.
+    assert run_initd(["--roles", str(roles), "--role", "compound"])[1] == "3\n"

@@ -24,7 +24,7 @@ def error_of(tmp_path, data, name="web"):
 
 def test_string_role_runs_through_sh(tmp_path):
     role, _ = load_role(tmp_path, {"web": "bundle exec unicorn -c x.rb"})
-    assert role.argv == ("/bin/sh", "-c", "bundle exec unicorn -c x.rb")
+    assert role.argv == ("/bin/sh", "-c", "exec bundle exec unicorn -c x.rb")
     assert role.signals == {} and role.stop_timeout == config.DEFAULT_STOP_TIMEOUT
 
 
@@ -41,7 +41,7 @@ def test_full_role(tmp_path):
 
 def test_schema_key_is_allowed(tmp_path):
     role, _ = load_role(tmp_path, {"$schema": "roles.schema.json", "web": "true"})
-    assert role.argv[-1] == "true"
+    assert role.argv[-1] == "exec true"
 
 
 @pytest.mark.parametrize("data, expected", [
@@ -88,3 +88,22 @@ def test_schema_documents_exactly_the_keys_the_parser_accepts():
     schema = json.loads(importlib.resources.files("initd").joinpath("roles.schema.json").read_text())
     assert tuple(schema["$defs"]["role"]["properties"]) == config.ROLE_KEYS
     assert schema["$defs"]["role"]["additionalProperties"] is False
+
+
+@pytest.mark.parametrize("line, script", [
+    ("bundle exec unicorn -c x.rb", "exec bundle exec unicorn -c x.rb"),
+    ('FOO=1 BAR="a b" app --x', 'FOO=1 BAR="a b" exec app --x'),
+    ("RACK_ENV=production rake resque:work QUEUE=mail", "RACK_ENV=production exec rake resque:work QUEUE=mail"),
+    ("app > /tmp/log 2>&1", "exec app > /tmp/log 2>&1"),
+    ("exec app", "exec app"),
+    ("migrate && serve", "migrate && serve"),
+    ("app | logger", "app | logger"),
+    ("a; b", "a; b"),
+    ("app &", "app &"),
+    ("echo $(date)", "echo $(date)"),
+    ("if true; then app; fi", "if true; then app; fi"),
+    ("X=1", "X=1"),
+    ('app "unbalanced', 'app "unbalanced'),
+])
+def test_procfile_line_execs_a_single_simple_command(line, script):
+    assert config.shell_argv(line) == ("/bin/sh", "-c", script)
