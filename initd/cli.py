@@ -19,6 +19,8 @@ usage: initd [OPTIONS] --role NAME        run a role of roles.json
        initd [OPTIONS] -- COMMAND [ARG...]  run a command
        initd check [--roles PATH] [--role NAME]
                                           validate roles.json, print the plan
+       initd install-compat DIR           make DIR/tini and DIR/dumb-init
+                                          symlinks to initd (see below)
 
 initd runs as PID 1 of a container: it starts the app under a parent shim
 (PID 2) so the app (PID 3) never sees getppid() == 1, translates and passes on
@@ -42,9 +44,32 @@ options (each also read from the environment variable shown):
                                                      INITD_PROCESS_GROUP=1
   --fqdn NAME          hostname the app sees through gethostname()/uname();
                        {hostname} is the container's short name  INITD_FQDN
+  --subreaper, --no-subreaper
+                       when not PID 1, adopt the app's orphans (default: yes)
+                                                     INITD_SUBREAPER=1|0
+  --parent-death-signal SIG
+                       signal initd itself gets when its parent dies (tini -p)
+                                                 INITD_PARENT_DEATH_SIGNAL
+  --exit-zero CODE     report the app's exit code CODE as 0, e.g. 143 for a
+                       SIGTERM death; repeatable (tini -e)
+                                                 INITD_EXIT_ZERO="143 130"
+  --warn-on-reap       warn for every orphan reaped (tini -w)
+                                                     INITD_WARN_ON_REAP=1
+  --setsid, --no-setsid
+                       run the app in a session of its own, with the
+                       terminal as its controlling tty (dumb-init's default)
+                                                        INITD_SETSID=1|0
+  --single-child       no session of its own, signals to the app alone, not
+                       its group (dumb-init -c)         INITD_SINGLE_CHILD=1
+  --job-control        after passing on TSTP, TTIN or TTOU, stop initd too;
+                       SIGCONT continues it (dumb-init) INITD_JOB_CONTROL=1
   -v, --verbose        say what happens (twice: debug)       INITD_VERBOSE=1|2
   --version            print the version
   -h, --help           this help
+
+Run under the name tini or dumb-init (a symlink, see install-compat) or with
+INITD_AS=tini|dumb-init, initd reads that program's command line and
+environment instead (tini -s -g -e 143 -- CMD, dumb-init -r 15:3 CMD).
 """
 
 # Options that take a value -> (Settings field, environment variable).
@@ -55,6 +80,29 @@ VALUE_OPTIONS = {
     "--stop-timeout": ("stop_timeout", "INITD_STOP_TIMEOUT"),
     "--orphan-grace": ("orphan_grace", "INITD_ORPHAN_GRACE"),
     "--fqdn": ("fqdn", "INITD_FQDN"),
+    "--parent-death-signal": ("pdeathsig", "INITD_PARENT_DEATH_SIGNAL"),
+    "--exit-zero": ("exit_zero", "INITD_EXIT_ZERO"),
+}
+# Value options that may be repeated; their variable holds a list.
+LIST_FIELDS = ("maps", "exit_zero")
+
+# Options without a value -> the Settings fields they set.
+FLAG_OPTIONS = {
+    "--subreaper": {"subreaper": True},
+    "--no-subreaper": {"subreaper": False},
+    "--warn-on-reap": {"warn_on_reap": True},
+    "--setsid": {"setsid": True},
+    "--no-setsid": {"setsid": False},
+    "--single-child": {"setsid": False, "process_group": False},
+    "--job-control": {"job_control": True},
+}
+# Their environment variables: 1 acts as the first option, 0 as the second.
+FLAG_ENVIRONMENT = {
+    "INITD_SUBREAPER": ("--subreaper", "--no-subreaper"),
+    "INITD_WARN_ON_REAP": ("--warn-on-reap", None),
+    "INITD_SETSID": ("--setsid", "--no-setsid"),
+    "INITD_SINGLE_CHILD": ("--single-child", None),
+    "INITD_JOB_CONTROL": ("--job-control", None),
 }
 
 
@@ -73,6 +121,16 @@ class Settings:
         self.verbose = 0
         self.command = []
         self.origin = {}             # field -> the option or variable it came from, for errors
+        # Also what tini and dumb-init offer (compat.py parses their command lines):
+        self.personality = "initd"   # or tini, dumb-init: whose command line this was
+        self.subreaper = None        # None: register when not PID 1
+        self.pdeathsig = None        # raw signal for initd itself when its parent dies
+        self.exit_zero = []          # raw exit codes reported as 0
+        self.warn_on_reap = None
+        self.setsid = None           # the app in a session of its own
+        self.job_control = None      # stop ourselves after passing on TSTP/TTIN/TTOU
+        self.exec_error = None       # exit code when the command cannot be run (None: 127/126)
+        self.install_dir = None      # install-compat DIR
 
 
 def parse_args(argv, environ):
@@ -80,6 +138,11 @@ def parse_args(argv, environ):
     i = 0
     if argv and argv[0] == "check":
         s.action, i = "check", 1
+    elif argv and argv[0] == "install-compat":
+        if len(argv) != 2 or argv[1].startswith("-"):
+            raise InitdError("usage: initd install-compat DIR (makes DIR/tini and DIR/dumb-init)")
+        s.action, s.install_dir = "install-compat", argv[1]
+        return s
     while i < len(argv):
         arg = argv[i]
         if arg == "--":
@@ -95,8 +158,8 @@ def parse_args(argv, environ):
             else:
                 raise InitdError(f"{name}: expected a value (see initd --help)")
             attr = VALUE_OPTIONS[name][0]
-            if attr == "maps":
-                s.maps.append(value)
+            if attr in LIST_FIELDS:
+                getattr(s, attr).append(value)
             else:
                 setattr(s, attr, value)
             s.origin[attr] = name
@@ -110,6 +173,10 @@ def parse_args(argv, environ):
             s.verbose += 2
         elif arg == "--process-group":
             s.process_group = True
+        elif arg in FLAG_OPTIONS:
+            for attr, value in FLAG_OPTIONS[arg].items():
+                setattr(s, attr, value)
+                s.origin[attr] = arg
         elif arg.startswith("-"):
             raise InitdError(f"{arg}: unknown option (see initd --help; put the command after --)")
         else:
@@ -125,13 +192,19 @@ def _apply_environment(s, environ):
         value = environ.get(var)
         if value is None or attr in s.origin:
             continue
-        if attr == "maps":
-            s.maps = value.replace(",", " ").split()
+        if attr in LIST_FIELDS:
+            setattr(s, attr, value.replace(",", " ").split())
         else:
             setattr(s, attr, value)
         s.origin[attr] = var
     if s.process_group is None and "INITD_PROCESS_GROUP" in environ:
         s.process_group = _env_flag(environ, "INITD_PROCESS_GROUP")
+    for var, (on, off) in FLAG_ENVIRONMENT.items():
+        option = (on if _env_flag(environ, var) else off) if var in environ else None
+        for attr, value in FLAG_OPTIONS.get(option, {}).items():
+            if getattr(s, attr) is None:
+                setattr(s, attr, value)
+                s.origin[attr] = var
     if not s.verbose and environ.get("INITD_VERBOSE"):
         v = environ["INITD_VERBOSE"]
         s.verbose = int(v) if v.isdigit() else int(_env_flag(environ, "INITD_VERBOSE"))
@@ -157,6 +230,24 @@ def _seconds(s, attr, default):
     if not (0 <= value < float("inf")):
         raise InitdError(f"{s.origin[attr]}: expected a number of seconds >= 0, got \"{raw}\"")
     return value
+
+
+def _parent_death_signal(s):
+    if s.pdeathsig is None:
+        return 0
+    try:
+        return signals.parse(s.pdeathsig)
+    except ValueError as e:
+        raise InitdError(f"{s.origin['pdeathsig']}: {e}")
+
+
+def _exit_codes(s):
+    codes = set()
+    for raw in s.exit_zero:
+        if not raw.strip().isdigit() or int(raw) > 255:
+            raise InitdError(f"{s.origin['exit_zero']}: expected an exit code 0-255, got \"{raw}\"")
+        codes.add(int(raw))
+    return frozenset(codes)
 
 
 def _signal_overrides(s):
@@ -185,6 +276,13 @@ def resolve_role(s):
     overrides = _signal_overrides(s)
     if overrides:
         changes["signals"] = {**role.signals, **overrides}
+    if s.setsid:
+        # The app's group is then orphaned (its parent, the shim, is in
+        # another session) and the kernel discards TSTP, TTIN and TTOU sent to
+        # an orphaned group that does not catch them: deliver STOP instead,
+        # as dumb-init does, unless they are mapped.
+        stops = dict.fromkeys(signals.JOB_CONTROL, signal.SIGSTOP)
+        changes["signals"] = {**stops, **changes.get("signals", role.signals)}
     timeout = _seconds(s, "stop_timeout", None)
     if timeout is not None:
         changes["stop_timeout"] = timeout
@@ -259,6 +357,8 @@ def check(s):
 def run(s):
     role = resolve_role(s)
     orphan_grace = _seconds(s, "orphan_grace", DEFAULT_ORPHAN_GRACE)
+    exit_zero = _exit_codes(s)
+    parent_death_signal = _parent_death_signal(s)
     account = resolve_account(role)
     fqdn_name = resolve_fqdn(role, s.origin.get("fqdn"))
     caller_cwd = os.getcwd()
@@ -271,13 +371,25 @@ def run(s):
         env = fqdn.preload_env(env, fqdn_name)
 
     os.chdir("/")  # pin no mount point
-    if os.getpid() != 1:
+    if os.getpid() != 1 and s.subreaper is False:
+        # As tini without -s: orphans go past us to the real init.
+        fix = ("to fix it, use -s or set TINI_SUBREAPER, or run as PID 1"
+               if s.personality == "tini" else f"as asked by {s.origin.get('subreaper')}")
+        (log.warning if s.personality == "tini" else log.info)(
+            f"not PID 1 and not a child subreaper: orphans will not be re-parented to "
+            f"initd, so it cannot reap them; {fix}")
+    elif os.getpid() != 1:
         # Orphans of the app are re-parented to us, not to the real init, so
         # we can reap them and sweep them at the end.
         import prctl
         prctl.set_child_subreaper(True)
         log.info(f"not PID 1 (pid {os.getpid()}): registered as a child subreaper, "
                  "so orphans are reaped here")
+    if parent_death_signal:
+        # tini -p: our parent (a supervisor outside the container, unshare)
+        # going away tells us so; a stop signal then stops the app gracefully.
+        import prctl
+        prctl.set_pdeathsig(parent_death_signal)
     try:
         import setproctitle
         setproctitle.setproctitle(f"initd: {role.name}")
@@ -287,13 +399,53 @@ def run(s):
     stop = role.signals.get(signal.SIGTERM, signal.SIGTERM)
     shim_pid, app_pid = spawn.start(
         role.argv, f"ppidshim: {role.name}", env, workdir, account,
-        group=role.process_group, pdeathsig=stop)
+        group=role.process_group, pdeathsig=stop, setsid=bool(s.setsid),
+        exec_error=s.exec_error)
     log.info(f"started {role.name} (pid {app_pid}) under ppidshim (pid {shim_pid}): "
              f"{' '.join(role.argv)}")
 
     from initd.loop import Init
     return Init(role.name, shim_pid, app_pid, role.signals, role.stop_timeout,
-                orphan_grace, role.process_group).run()
+                orphan_grace, role.process_group, exit_zero=exit_zero,
+                warn_on_reap=bool(s.warn_on_reap), job_control=bool(s.job_control)).run()
+
+
+COMPAT_NAMES = ("tini", "dumb-init")
+
+
+def install_compat(directory):
+    """`initd install-compat DIR`: DIR/tini and DIR/dumb-init become symlinks
+    to the initd program, which then answers to those names (compat.py), so an
+    image keeps its ENTRYPOINT. An old symlink is replaced, a file never."""
+    import shutil
+    target = shutil.which("initd")
+    if not target:
+        # Not on PATH: the program we were started as, unless that is
+        # `python -m initd`, which no symlink can stand for.
+        argv0 = os.path.realpath(sys.argv[0])
+        if os.path.basename(argv0) == "__main__.py" or not os.access(argv0, os.X_OK):
+            raise InitdError("no initd program to link to: install initd with pip, which puts "
+                             "`initd` on PATH, then run `initd install-compat DIR`")
+        target = argv0
+    target = os.path.abspath(target)
+    if not os.path.isdir(directory):
+        raise InitdError(f"{directory}: not a directory")
+    links = [os.path.join(directory, name) for name in COMPAT_NAMES]
+    for link in links:
+        if os.path.lexists(link) and not os.path.islink(link):
+            raise InitdError(f"{link}: exists and is not a symlink; not replacing it "
+                             "(remove it first if initd should take its place)")
+    for link in links:
+        current = os.readlink(link) if os.path.islink(link) else None
+        if current == target:
+            print(f"{link} -> {target} (already there)")
+            continue
+        # A new link renamed over the old one: never a moment without either.
+        temporary = f"{link}.initd-{os.getpid()}"
+        os.symlink(target, temporary)
+        os.replace(temporary, link)
+        print(f"{link} -> {target}" + (f" (was -> {current})" if current else ""))
+    return 0
 
 
 def main(argv=None):
@@ -304,8 +456,12 @@ def main(argv=None):
     # Python handler ever runs.
     signal.pthread_sigmask(signal.SIG_BLOCK, signals.WAITED)
     try:
-        s = parse_args(argv, os.environ)
+        from initd import compat
+        who = compat.personality(sys.argv[0], os.environ)  # the name we run under
+        s = parse_args(argv, os.environ) if who == "initd" else compat.parse(who, argv, os.environ)
         log.level = min(log.WARNING + s.verbose, log.DEBUG)
+        if who != "initd" and s.action != "run":
+            return compat.show(s)  # their -h, --version, -l
         if s.action == "help":
             sys.stdout.write(USAGE)
             return 0
@@ -314,6 +470,8 @@ def main(argv=None):
             return 0
         if s.action == "check":
             return check(s)
+        if s.action == "install-compat":
+            return install_compat(s.install_dir)
         return run(s)
     except InitdError as e:
         log.error(str(e))

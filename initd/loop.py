@@ -50,7 +50,8 @@ def _kill(pid, signum):
 
 class Init:
     def __init__(self, name, shim_pid, app_pid, signal_map, stop_timeout,
-                 orphan_grace, process_group=False):
+                 orphan_grace, process_group=False, exit_zero=frozenset(),
+                 warn_on_reap=False, job_control=False):
         self.name = name
         self.shim = shim_pid        # None once reaped
         self.app = app_pid          # None if the shim could not start it
@@ -59,6 +60,9 @@ class Init:
         self.stop_timeout = stop_timeout
         self.orphan_grace = orphan_grace
         self.process_group = process_group
+        self.exit_zero = exit_zero        # app exit codes reported as 0 (tini -e)
+        self.warn_on_reap = warn_on_reap  # a warning per orphan reaped (tini -w)
+        self.job_control = job_control    # stop ourselves after TSTP/TTIN/TTOU (dumb-init)
         self.code = None            # the app's exit code, once known
         self.stop_deadline = None   # STOPPING: when the app's group gets SIGKILL
         self.kill_deadline = None   # after SIGKILL: when the shim itself gets it
@@ -72,11 +76,15 @@ class Init:
             try:
                 if info is not None:
                     self.on_signal(info.si_signo, info.si_pid)
+                    self.suspend_for_job_control(info.si_signo)
                 self.reap()
                 self.check_deadlines()
             except Exception as e:  # noqa: BLE001
                 log.error(f"internal error, carrying on: {type(e).__name__}: {e}")
         self.sweep()
+        if self.code in self.exit_zero:
+            log.info(f"{self.name} exited with code {self.code}, reported as 0 (--exit-zero)")
+            return 0
         log.info(f"exiting with code {self.code}")
         return self.code
 
@@ -102,7 +110,27 @@ class Init:
             log.info(f"stopping {self.name}: it has {self.stop_timeout:g}s to exit "
                      f"after {signals.name(delivered)}")
 
+    def suspend_for_job_control(self, signum):
+        """--job-control (dumb-init): once TSTP, TTIN or TTOU has been passed
+        on (or dropped), stop ourselves too, so the shell that started us
+        sees its job stop; its SIGCONT then continues us and is passed on
+        like any other signal. As PID 1 the kernel ignores a SIGSTOP we send
+        ourselves, as it does dumb-init's."""
+        if self.job_control and signum in signals.JOB_CONTROL:
+            log.debug(f"job control: {signals.name(signum)}: stopping initd until SIGCONT")
+            _kill(os.getpid(), signal.SIGSTOP)
+
     def deliver(self, signum):
+        if (signum in (signal.SIGSTOP, signal.SIGKILL) and self.app is not None
+                and (self.shim is not None or self.adopted)):
+            # The shim cannot pass these on (they would stop or kill the shim
+            # itself), so they go straight to the app: a map to STOP (dumb-init
+            # delivers TSTP as STOP to a setsid app) or KILL. The app is the
+            # live shim's child or our adopted one, so its pid is not reused.
+            # Its group may not exist yet (setsid runs in the app): then the app.
+            if not (self.process_group and _kill(-self.app, signum)):
+                _kill(self.app, signum)
+            return
         if self.shim is not None:
             # The shim is our unreaped child, so its pid cannot have been
             # reused; it passes the signal on to the app (or its group).
@@ -114,19 +142,26 @@ class Init:
 
     def reap(self):
         watched = {p for p in (self.shim, self.app) if p is not None}
-        found, others = reaper.reap_all(watched)
+        found, others = reaper.reap_all(watched, self._warn_reaped if self.warn_on_reap else None)
         if others:
             log.debug(f"reaped {others} orphaned process(es)")
         if self.shim in found:
             shim_code, self.shim = found[self.shim], None
             if self.app in found:
-                self.code = found[self.app]  # adopted and already dead
+                # The app was re-parented to us, so the shim died first; the
+                # app's own death (its parent-death signal) was reaped with it.
+                self.adopt(shim_code, alive=False)
+                self.code = found[self.app]
             elif self.app is not None and self._is_our_child(self.app):
-                self.adopt(shim_code)
+                self.adopt(shim_code, alive=True)
             else:
                 self.code = shim_code  # the shim left with the app's status
         elif self.adopted and self.app in found:
             self.code = found[self.app]
+
+    @staticmethod
+    def _warn_reaped(pid, code):
+        log.warning(f"reaped zombie process with pid={pid} (exit code {code})")
 
     @staticmethod
     def _is_our_child(pid):
@@ -137,13 +172,17 @@ class Init:
         except ChildProcessError:
             return False
 
-    def adopt(self, shim_code):
-        """The ppidshim died while the app runs: the kernel re-parented the app
-        to us (and sent it the parent-death signal). Stop it gracefully."""
+    def adopt(self, shim_code, alive):
+        """The ppidshim died while the app ran: the kernel re-parented the app
+        to us and sent it the parent-death signal. Stop it gracefully, unless
+        it is already gone (then its pid may not be signalled again)."""
         self.adopted = True
         stop = self.signal_map.get(signal.SIGTERM, signal.SIGTERM) or signal.SIGTERM
+        state = f"stopping it with {signals.name(stop)}" if alive else "it has exited too"
         log.warning(f"ppidshim died unexpectedly (exit {shim_code}) while {self.name} "
-                    f"(pid {self.app}) was running; stopping it with {signals.name(stop)}")
+                    f"(pid {self.app}) was running; {state}")
+        if not alive:
+            return
         self.deliver(stop)
         if self.stop_deadline is None and self.kill_deadline is None:
             self.stop_signal = stop

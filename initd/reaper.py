@@ -9,12 +9,13 @@ def exit_code(status):
     return 128 - code if code < 0 else code
 
 
-def reap_all(watched):
+def reap_all(watched, on_other=None):
     """Reap every child that has exited; never blocks.
 
     Called after every wake-up, SIGCHLD or not: SIGCHLDs coalesce, so one
     signal may stand for many exits. Returns ({pid: exit code} for the pids in
-    `watched`, how many others were reaped).
+    `watched`, how many others were reaped); on_other(pid, exit code) is
+    called for each of the others (tini -w).
     """
     found = {}
     others = 0
@@ -31,4 +32,6 @@ def reap_all(watched):
             found[pid] = exit_code(status)
         else:
             others += 1
+            if on_other:
+                on_other(pid, exit_code(status))
     return found, others

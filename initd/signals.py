@@ -22,6 +22,10 @@ WAITED = FORWARDABLE | {signal.SIGCHLD}
 # Ctrl-C (INT). They start the stop timer; every signal is still delivered.
 STOP = frozenset({signal.SIGTERM, signal.SIGINT})
 
+# Job control from a terminal: with --job-control (dumb-init) initd passes
+# them on and then stops itself, as a shell's job would.
+JOB_CONTROL = frozenset({signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU})
+
 DROP = 0  # a map destination that means: deliver nothing
 
 

@@ -67,16 +67,26 @@ def app_env(base, role_env, account=None):
     return env
 
 
-def start(argv, title, env, workdir, account=None, group=False, pdeathsig=0):
+def start(argv, title, env, workdir, account=None, group=False, pdeathsig=0,
+          setsid=False, exec_error=None):
     """Fork+exec the ppidshim running argv. Returns (shim pid, app pid).
 
     The app pid is None when the shim could not start it; the shim's exit
     status then says why. Every signal stays blocked in the shim (inherited
     from us) until it waits for them, so none sent during start-up is lost.
+    setsid: the app leads a session of its own, with our terminal as its
+    controlling tty (dumb-init); exec_error: the exit code when argv cannot
+    be run (dumb-init's 2; default 127 not found, 126 otherwise).
     """
     shim = shim_path()
+    mode = ["setsid" if setsid else "pgrp"]
+    if exec_error is not None:
+        mode.append(f"exec-error={int(exec_error)}")
+    if setsid:
+        _release_terminal()
     report_r, report_w = os.pipe()
-    shim_argv = [title, str(report_w), "1" if group else "0", str(pdeathsig), "--", *argv]
+    shim_argv = [title, str(report_w), "1" if group else "0", str(pdeathsig), ",".join(mode),
+                 "--", *argv]
     pid = os.fork()
     if pid == 0:
         _exec_shim(shim, shim_argv, env, workdir, account, report_w, pdeathsig)
@@ -94,6 +104,28 @@ def start(argv, title, env, workdir, account=None, group=False, pdeathsig=0):
         os.close(report_r)
     app_pid = int(data) if data.strip().isdigit() else None
     return pid, app_pid
+
+
+def _release_terminal():
+    """dumb-init's TIOCNOTTY before the app's setsid: a terminal is the
+    controlling tty of one session at most, and the app's TIOCSCTTY only
+    takes one that no session holds. When we lead our session (docker run
+    -it), the kernel then sends SIGHUP and SIGCONT to the terminal's
+    foreground group, which is us (tty_ioctl(4)); they are blocked, so take
+    them back here, or the loop would pass a hangup to the app as it starts
+    (dumb-init bug #136, fixed in its #174 by ignoring them the same way)."""
+    if not os.isatty(0):
+        return
+    import fcntl
+    import termios
+    before = signal.sigpending()
+    try:
+        fcntl.ioctl(0, termios.TIOCNOTTY)
+    except OSError:
+        return  # not our controlling tty: nothing to give up
+    for signum in (signal.SIGHUP, signal.SIGCONT):
+        if signum not in before:
+            signal.sigtimedwait([signum], 0)
 
 
 def _exec_shim(shim, shim_argv, env, workdir, account, report_w, pdeathsig):

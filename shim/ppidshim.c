@@ -10,10 +10,18 @@
  * interpreter would double initd's memory and add a slow hop to every signal.
  *
  * usage: argv[0] is the process title ("ppidshim: web"), then
- *   ppidshim REPORT_FD GROUP PDEATHSIG -- COMMAND [ARG...]
+ *   ppidshim REPORT_FD GROUP PDEATHSIG [MODE] -- COMMAND [ARG...]
  * REPORT_FD  an fd to write the app's pid to ("%d\n"), then closed; -1: none
  * GROUP      1: deliver signals to the app's process group, 0: to the app
  * PDEATHSIG  signal the app gets if this shim dies (PR_SET_PDEATHSIG); 0: none
+ * MODE       comma-separated words; left out, it is "pgrp":
+ *   pgrp          the app gets a process group of its own, and the terminal's
+ *                 foreground when ours has it (tini's way)
+ *   setsid        the app gets a session of its own, with the terminal on
+ *                 stdin as its controlling tty if no other session holds it
+ *                 (dumb-init's default); we take a process group of our own,
+ *                 so a terminal's Ctrl-C reaches initd only, not us as well
+ *   exec-error=N  exit N when COMMAND cannot be run (dumb-init: 2)
  *
  * initd starts us with every signal blocked, so signals sent to us before the
  * app exists stay pending and are forwarded once it does: none is lost.
@@ -23,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -73,14 +82,42 @@ static void close_fds_from(int lowest)
 }
 
 /* Runs in the forked child: make the app start clean, then exec it. */
-static void exec_app(char **argv, pid_t shim, int pdeathsig)
+static int parse_mode(char *mode, int *setsid_mode, int *exec_error)
 {
-    /* Own process group, so a group signal reaches the app and its workers
-     * but never us; and, on a terminal we own, the foreground group, so
-     * Ctrl-C and Ctrl-Z reach the app (SIGTTOU is still blocked here). */
-    setpgid(0, 0);
-    if (isatty(STDIN_FILENO) && tcgetpgrp(STDIN_FILENO) == getpgid(shim))
-        tcsetpgrp(STDIN_FILENO, getpid());
+    for (char *word = strtok(mode, ","); word; word = strtok(NULL, ",")) {
+        if (strcmp(word, "pgrp") == 0)
+            *setsid_mode = 0;
+        else if (strcmp(word, "setsid") == 0)
+            *setsid_mode = 1;
+        else if (strncmp(word, "exec-error=", 11) == 0)
+            *exec_error = atoi(word + 11);
+        else
+            return -1;
+    }
+    return 0;
+}
+
+static void exec_app(char **argv, pid_t shim, int pdeathsig, int setsid_mode, int exec_error)
+{
+    if (setsid_mode) {
+        /* A session of its own (so its process group, which signals reach,
+         * is never ours), and the terminal as its controlling tty: TIOCSCTTY
+         * with 0 takes it only if no session holds it (initd gave it up with
+         * TIOCNOTTY if it was its own); else the app runs without one, as
+         * under dumb-init. */
+        if (setsid() < 0)
+            say("WARNING", "setsid: %s%s", strerror(errno), "");
+        else if (isatty(STDIN_FILENO))
+            ioctl(STDIN_FILENO, TIOCSCTTY, 0);
+    } else {
+        /* Own process group, so a group signal reaches the app and its
+         * workers but never us; and, on a terminal we own, the foreground
+         * group, so Ctrl-C and Ctrl-Z reach the app (SIGTTOU is still
+         * blocked here). */
+        setpgid(0, 0);
+        if (isatty(STDIN_FILENO) && tcgetpgrp(STDIN_FILENO) == getpgid(shim))
+            tcsetpgrp(STDIN_FILENO, getpid());
+    }
 
     if (pdeathsig > 0) {
         prctl(PR_SET_PDEATHSIG, pdeathsig);
@@ -107,6 +144,8 @@ static void exec_app(char **argv, pid_t shim, int pdeathsig)
     /* Like shells and tini: 127 when there is nothing to run, 126 when it
      * cannot be run. */
     say("ERROR", "cannot run %s: %s", argv[0], strerror(err));
+    if (exec_error > 0)
+        _exit(exec_error);
     _exit(err == ENOENT || err == ENOTDIR ? 127 : 126);
 }
 
@@ -150,14 +189,23 @@ static void retitle(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-    if (argc < 6 || strcmp(argv[4], "--") != 0) {
+    /* MODE may be left out (the protocol before it existed): "--" then
+     * comes fourth. MODE itself is never "--". */
+    int with_mode = argc >= 7 && strcmp(argv[4], "--") != 0 && strcmp(argv[5], "--") == 0;
+    int setsid_mode = 0, exec_error = 0;
+    if (!with_mode && (argc < 6 || strcmp(argv[4], "--") != 0)) {
         fprintf(stderr, "initd: ERROR ppidshim is started by initd, not by hand\n");
         return 2;
     }
+    if (with_mode && parse_mode(argv[4], &setsid_mode, &exec_error) < 0) {
+        fprintf(stderr, "initd: ERROR ppidshim: unknown mode word in \"%s\"\n", argv[4]);
+        return 2;
+    }
+    int first = with_mode ? 6 : 5; /* COMMAND */
     int report_fd = atoi(argv[1]);
     int group = atoi(argv[2]) == 1;
     int pdeathsig = atoi(argv[3]);
-    char **command = copy_args(argc - 5, argv + 5);
+    char **command = copy_args(argc - first, argv + first);
     if (!command) {
         fprintf(stderr, "initd: ERROR ppidshim: out of memory\n");
         return 126;
@@ -168,6 +216,12 @@ int main(int argc, char **argv)
     forwarded_set(&waited);
     sigprocmask(SIG_BLOCK, &waited, NULL);
 
+    /* setsid: out of initd's process group, so what a terminal sends to the
+     * foreground group (Ctrl-C, Ctrl-Z) reaches initd alone, which passes it
+     * on once; not initd and us both. */
+    if (setsid_mode)
+        setpgid(0, 0);
+
     pid_t shim = getpid();
     pid_t app = fork();
     if (app < 0) {
@@ -175,11 +229,14 @@ int main(int argc, char **argv)
         return 126;
     }
     if (app == 0)
-        exec_app(command, shim, pdeathsig);
+        exec_app(command, shim, pdeathsig, setsid_mode, exec_error);
 
     /* Set the group from here too, so a group signal sent before the child
-     * ran setpgid cannot miss (the classic job-control race). */
-    setpgid(app, app);
+     * ran setpgid cannot miss (the classic job-control race). Not for setsid:
+     * a group leader cannot setsid; a group signal that finds no group yet
+     * goes to the app alone below, which is all the group will hold. */
+    if (!setsid_mode)
+        setpgid(app, app);
     if (report_fd >= 0) {
         char line[32];
         int n = snprintf(line, sizeof line, "%d\n", (int)app);
@@ -197,7 +254,8 @@ int main(int argc, char **argv)
         if (sig != SIGCHLD) {
             /* The app is our unreaped child, so its pid (and group id) cannot
              * have been reused: signalling it is race-free. */
-            kill(group ? -app : app, sig);
+            if (!group || (kill(-app, sig) < 0 && errno == ESRCH))
+                kill(app, sig);
             continue;
         }
         int status;
