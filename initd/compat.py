@@ -15,7 +15,6 @@ controlling tty, the exec-failure code), cli.run (subreaper, parent-death
 signal). docs/migrating.md lists the flags and the deliberate differences.
 """
 import os
-import re
 import sys
 
 from initd import __version__, signals
@@ -144,6 +143,7 @@ def parse_tini(argv, environ):
 
 
 def _tini_value(s, letter, value):
+    import re  # only tini/dumb-init command lines pay for it
     if letter == "p":
         if value not in TINI_PDEATH_NAMES:
             raise InitdError(f"tini: -p: not a valid signal: {value} (e.g. -p SIGKILL)", exit_code=1)
@@ -158,6 +158,7 @@ def _tini_value(s, letter, value):
 
 
 def _atoi(text):
+    import re  # only tini/dumb-init command lines pay for it
     match = re.match(r"[ \t\n\v\f\r]*([+-]?[0-9]+)", text)
     return int(match.group(1)) if match else 0
 
@@ -265,6 +266,7 @@ def _dumb_init_long(argv, i):
 
 def _rewrite(text):
     """dumb-init's sscanf("%d:%d"): numbers only, 1-31 -> 0-31."""
+    import re  # only tini/dumb-init command lines pay for it
     match = re.match(r"\s*([+-]?[0-9]+):\s*([+-]?[0-9]+)", text)
     if match:
         src, dst = int(match.group(1)), int(match.group(2))

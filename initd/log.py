@@ -20,6 +20,11 @@ def _write(lvl, message):
             pass  # stderr closed: PID 1 must carry on regardless
 
 
+def wants(lvl):
+    """Whether lines of this level are shown: check before building a costly one."""
+    return lvl <= level
+
+
 def error(message):
     _write(ERROR, message)
 

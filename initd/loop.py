@@ -94,14 +94,16 @@ class Init:
         if signum == signal.SIGCHLD:
             return  # reap() runs after every wake-up anyway
         delivered = self.signal_map.get(signum, signum)
+        if log.wants(log.INFO):  # the hot path of a signal flood: no formatting unless shown
+            if delivered == signals.DROP:
+                log.info(f"dropped {signals.name(signum)} from pid {sender} (mapped to nothing)")
+            elif delivered == signum:
+                log.info(f"received {signals.name(signum)} from pid {sender}; passing it on")
+            else:
+                log.info(f"received {signals.name(signum)} from pid {sender}; "
+                         f"delivering {signals.name(delivered)}")
         if delivered == signals.DROP:
-            log.info(f"dropped {signals.name(signum)} from pid {sender} (mapped to nothing)")
             return
-        if delivered == signum:
-            log.info(f"received {signals.name(signum)} from pid {sender}; passing it on")
-        else:
-            log.info(f"received {signals.name(signum)} from pid {sender}; "
-                     f"delivering {signals.name(delivered)}")
         self.deliver(delivered)
         if signum in signals.STOP and self.stop_deadline is None and self.kill_deadline is None:
             # RUNNING -> STOPPING
