@@ -4,10 +4,9 @@ Every error names the file and the key path and says what was expected,
 because a typo in a container's config should cost one glance, not a debug
 session. Unknown keys are errors for the same reason.
 """
-from collections import namedtuple
-
 from initd import signals
 from initd.errors import InitdError
+from initd.record import record
 
 DEFAULT_ROLES = "/app/container/roles.json"
 DEFAULT_STOP_TIMEOUT = 7.0  # below docker stop's 10 s, so initd finishes the job, not the kernel
@@ -17,9 +16,9 @@ ROLE_KEYS = ("command", "signals", "stop_timeout", "env", "workdir", "user",
              "process_group", "fqdn")
 
 
-# A frozen record (namedtuple, not dataclass: dataclasses imports inspect and
-# costs PID 1 milliseconds at every container start). Change with _replace().
-Role = namedtuple("Role", [
+# A frozen record (not a dataclass: dataclasses imports inspect and costs
+# PID 1 milliseconds at every container start). Change with _replace().
+Role = record("Role", [
     "name",
     "argv",
     "signals",        # received signal -> delivered (0 drops)

@@ -8,16 +8,15 @@ No subprocess module: PID 1's reaper would steal Popen's children, and
 Popen.wait() then reports 0 for whatever the real status was.
 """
 import os
-import signal
-from collections import namedtuple
-
+import _signal as signal  # the C module: signal.py's enums cost ~7 ms per start
 from initd.errors import InitdError
+from initd.record import record
 
 BIN_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_bin")
 
 
 # name is None for a uid with no passwd entry.
-Account = namedtuple("Account", "name uid gid groups home")
+Account = record("Account", "name uid gid groups home")
 
 
 def resolve_user(spec):
@@ -89,7 +88,7 @@ def start(argv, title, env, workdir, account=None, group=False, pdeathsig=0,
                  "--", *argv]
     pid = os.fork()
     if pid == 0:
-        _exec_shim(shim, shim_argv, env, workdir, account, report_w, pdeathsig)
+        _exec_shim(shim, shim_argv, env, workdir, account, report_w)
     os.close(report_w)
     try:
         # The shim writes the app's pid right after its fork, or dies first
@@ -128,16 +127,13 @@ def _release_terminal():
             signal.sigtimedwait([signum], 0)
 
 
-def _exec_shim(shim, shim_argv, env, workdir, account, report_w, pdeathsig):
+def _exec_shim(shim, shim_argv, env, workdir, account, report_w):
     """In the forked child. Never returns, never lets an exception reach the
     parent's code (which would run a second initd loop in this process)."""
     try:
         # SIG_IGN survives exec, and Python ignores these two by default.
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
         signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
-        if pdeathsig:
-            import prctl
-            prctl.set_pdeathsig(pdeathsig)  # initd gone (not PID 1): stop the app
         try:
             os.chdir(workdir)
         except OSError as e:

@@ -13,7 +13,8 @@
  *   ppidshim REPORT_FD GROUP PDEATHSIG [MODE] -- COMMAND [ARG...]
  * REPORT_FD  an fd to write the app's pid to ("%d\n"), then closed; -1: none
  * GROUP      1: deliver signals to the app's process group, 0: to the app
- * PDEATHSIG  signal the app gets if this shim dies (PR_SET_PDEATHSIG); 0: none
+ * PDEATHSIG  the app's stop signal: sent to the app if this shim dies, and to
+ *            this shim (which passes it on) if initd dies (PR_SET_PDEATHSIG)
  * MODE       comma-separated words; left out, it is "pgrp":
  *   pgrp          the app gets a process group of its own, and the terminal's
  *                 foreground when ours has it (tini's way)
@@ -37,6 +38,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 #include <dirent.h>
 
@@ -216,6 +218,11 @@ int main(int argc, char **argv)
     forwarded_set(&waited);
     sigprocmask(SIG_BLOCK, &waited, NULL);
 
+    /* When initd is not PID 1 it can die before the app: we then get the
+     * app's stop signal, which the loop below passes on like any other. */
+    if (pdeathsig > 0)
+        prctl(PR_SET_PDEATHSIG, pdeathsig);
+
     /* setsid: out of initd's process group, so what a terminal sends to the
      * foreground group (Ctrl-C, Ctrl-Z) reaches initd alone, which passes it
      * on once; not initd and us both. */
@@ -240,8 +247,17 @@ int main(int argc, char **argv)
     if (report_fd >= 0) {
         char line[32];
         int n = snprintf(line, sizeof line, "%d\n", (int)app);
-        if (write(report_fd, line, (size_t)n) < 0) {
-            /* initd is gone; the parent-death signal will tell us. */
+        if (write(report_fd, line, (size_t)n) < 0 && errno == EPIPE) {
+            /* initd died before our parent-death signal was set: act as if
+             * it had fired, after taking back the SIGPIPE the write raised
+             * (it is blocked, and must not be passed on to the app). */
+            sigset_t pipe_only;
+            sigemptyset(&pipe_only);
+            sigaddset(&pipe_only, SIGPIPE);
+            struct timespec now = {0, 0};
+            sigtimedwait(&pipe_only, NULL, &now);
+            if (pdeathsig > 0)
+                kill(shim, pdeathsig);
         }
         close(report_fd);
     }

@@ -107,3 +107,15 @@ def test_schema_documents_exactly_the_keys_the_parser_accepts():
 ])
 def test_procfile_line_execs_a_single_simple_command(line, script):
     assert config.shell_argv(line) == ("/bin/sh", "-c", script)
+
+
+def test_record_is_frozen_with_defaults_and_replace():
+    role = config.Role(name="web", argv=("true",))
+    assert role.stop_timeout == config.DEFAULT_STOP_TIMEOUT and role.source == "command line"
+    with pytest.raises(AttributeError):
+        role.name = "other"
+    changed = role._replace(stop_timeout=3.0)
+    assert (changed.stop_timeout, role.stop_timeout) == (3.0, config.DEFAULT_STOP_TIMEOUT)
+    assert changed == config.Role(name="web", argv=("true",), stop_timeout=3.0) != role
+    with pytest.raises(TypeError):
+        config.Role(name="web")  # argv has no default
