@@ -59,24 +59,27 @@ def signal_set(hex_mask):
     return {n for n in range(1, 65) if mask & (1 << (n - 1))}
 
 
-class Initd:
-    """initd under test, with its stdout/stderr read line by line."""
+class Watched:
+    """A process under test (initd or another init, as PID 1 of fresh
+    namespaces or not), its stdout and stderr read line by line."""
 
-    def __init__(self, args, mode="pid1", env=None, cwd=REPO, stdin=subprocess.DEVNULL):
+    def __init__(self, argv, env, mode="pid1", prefix=None, cwd=REPO,
+                 stdin=subprocess.DEVNULL):
+        self.prefix = MODES[mode] if prefix is None else prefix
         self.mode = mode
-        full_env = dict(os.environ)
-        full_env.pop("INITD_ROLE", None)
-        full_env["PYTHONPATH"] = REPO
-        full_env.update(env or {})
-        cmd = MODES[mode] + [PY, "-m", "initd", *args]
-        self.proc = subprocess.Popen(cmd, stdin=stdin, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, env=full_env, cwd=cwd)
-        self.lines = {"out": queue.Queue(), "err": queue.Queue()}
+        # A process group of its own under us, in our session: never an
+        # orphaned group (whose members the kernel does not stop with TSTP),
+        # whatever group pytest itself was started in.
+        self.proc = subprocess.Popen(self.prefix + argv, stdin=stdin, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, env=env, cwd=cwd, process_group=0)
+        self.queues = {"out": queue.Queue(), "err": queue.Queue()}
         self.seen = {"out": [], "err": []}
+        self.pending = {"out": [], "err": []}
         for name, stream in (("out", self.proc.stdout), ("err", self.proc.stderr)):
-            threading.Thread(target=self._read, args=(stream, self.lines[name]),
+            threading.Thread(target=self._read, args=(stream, self.queues[name]),
                              daemon=True).start()
         self._pid = None
+        self.known = set()  # every descendant seen, for the cleanup
 
     @staticmethod
     def _read(stream, q):
@@ -86,42 +89,48 @@ class Initd:
 
     @property
     def pid(self):
-        """initd's pid as we see it (the child of unshare, or the process itself)."""
+        """The init's pid as we see it: the process itself, or the child of
+        unshare (or of whatever stands in front of it)."""
         if self._pid is None:
-            if self.mode == "subreaper":
-                self._pid = self.proc.pid
-            else:
-                self._pid = sleep_until(lambda: (children(self.proc.pid) or [None])[0], 10)
+            self._pid = (sleep_until(lambda: (children(self.proc.pid) or [None])[0])
+                         if self.prefix else self.proc.pid)
         return self._pid
 
     def expect(self, text, stream="out", timeout=10.0):
-        """The first new line containing text (earlier lines are kept)."""
+        """The first line not yet taken that contains text; the lines before
+        it stay for later expects (two processes' lines may interleave)."""
+        pending = self.pending[stream]
+        for i, line in enumerate(pending):
+            if text in line:
+                del pending[i]
+                return line
         deadline = time.monotonic() + timeout
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise AssertionError(f"no line with {text!r} on std{stream} within {timeout}s; "
-                                     f"saw {self.seen[stream][-20:]}")
+                raise AssertionError(f"no {text!r} on std{stream} in {timeout}s: "
+                                     f"{self.seen[stream][-20:]}")
             try:
-                line = self.lines[stream].get(timeout=remaining)
+                line = self.queues[stream].get(timeout=remaining)
             except queue.Empty:
                 continue
             if line is None:
-                self.lines[stream].put(None)
-                raise AssertionError(f"std{stream} closed before {text!r}; saw {self.seen[stream][-20:]}")
+                self.queues[stream].put(None)
+                raise AssertionError(f"std{stream} closed before {text!r}: {self.seen[stream][-20:]}")
             self.seen[stream].append(line)
             if text in line:
                 return line
+            pending.append(line)
 
     def drain(self, stream):
-        """All lines of a stream until it closes (call after wait)."""
+        """Every line of a stream until it closes (call after wait)."""
         while True:
             try:
-                line = self.lines[stream].get(timeout=10)
+                line = self.queues[stream].get(timeout=10)
             except queue.Empty:
                 break
             if line is None:
-                self.lines[stream].put(None)
+                self.queues[stream].put(None)
                 break
             self.seen[stream].append(line)
         return self.seen[stream]
@@ -132,17 +141,39 @@ class Initd:
     def wait(self, timeout=20.0):
         return self.proc.wait(timeout=timeout)
 
+    def descendants(self):
+        found = _descendants(self.pid)
+        self.known.update(found)
+        return found
+
     def stop(self):
-        """Cleanup: kill by pid whatever is still running."""
+        """Cleanup: SIGKILL by pid whatever of ours may still run."""
         if self.proc.poll() is None:
-            try:
-                if self.mode == "subreaper":
-                    for child in _descendants(self.proc.pid):
-                        _kill(child, signal.SIGKILL)
-                _kill(self.proc.pid, signal.SIGKILL)  # --kill-child takes the namespace down
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
+            self.descendants()
+        for pid in [self.pid if self._pid or not self.prefix else None, *self.known]:
+            if pid:
+                _kill(pid, signal.SIGKILL)
+        if self.proc.poll() is None:
+            _kill(self.proc.pid, signal.SIGKILL)  # --kill-child takes the namespace down
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def initd_env(env=None):
+    full_env = dict(os.environ)
+    full_env.pop("INITD_ROLE", None)
+    full_env["PYTHONPATH"] = REPO
+    full_env.update(env or {})
+    return full_env
+
+
+class Initd(Watched):
+    """initd under test: initd(args, mode=...)."""
+
+    def __init__(self, args, mode="pid1", env=None, cwd=REPO, stdin=subprocess.DEVNULL):
+        super().__init__([PY, "-m", "initd", *args], initd_env(env), mode, cwd=cwd, stdin=stdin)
 
 
 def _descendants(pid):
@@ -162,10 +193,7 @@ def _kill(pid, signum):
 
 def run_initd(args, mode="pid1", timeout=20.0, env=None, cwd=REPO):
     """Run initd to completion: (exit code, stdout, stderr)."""
-    full_env = dict(os.environ)
-    full_env.pop("INITD_ROLE", None)
-    full_env["PYTHONPATH"] = REPO
-    full_env.update(env or {})
     proc = subprocess.run(MODES[mode] + [PY, "-m", "initd", *args], stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, timeout=timeout, env=full_env, cwd=cwd)
+                          capture_output=True, text=True, timeout=timeout, env=initd_env(env),
+                          cwd=cwd)
     return proc.returncode, proc.stdout, proc.stderr

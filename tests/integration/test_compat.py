@@ -10,17 +10,15 @@ long options for the same features run through the same tests.
 """
 import os
 import pty
-import queue
 import select
 import shutil
 import signal
 import subprocess
-import threading
 import time
 
 import pytest
 
-from helpers import APPS, MODES, PY, REPO, children, sleep_until
+from helpers import APPS, MODES, PY, REPO, Watched, _descendants, _kill, children, sleep_until
 
 APP = os.path.join(APPS, "compat_app.py")
 JOBSHELL = os.path.join(APPS, "jobshell.py")
@@ -72,90 +70,12 @@ def command(how, tail):
     return [PY, "-m", "initd", *args, *tail], env
 
 
-class Run:
-    """One init under test, its stdout and stderr read line by line."""
+class Run(Watched):
+    """One init under test (the real program or initd under its name)."""
 
     def __init__(self, how, tail, mode="subreaper", prefix=None):
         argv, env = command(how, tail)
-        self.prefix = MODES[mode] if prefix is None else prefix
-        # A process group of its own under us, in our session: never an
-        # orphaned group (whose members the kernel does not stop with TSTP),
-        # whatever group pytest itself was started in.
-        self.proc = subprocess.Popen(self.prefix + argv, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     env=env, cwd=REPO, process_group=0)
-        self.queues = {"out": queue.Queue(), "err": queue.Queue()}
-        self.seen = {"out": [], "err": []}
-        self.pending = {"out": [], "err": []}
-        for name, stream in (("out", self.proc.stdout), ("err", self.proc.stderr)):
-            threading.Thread(target=self._read, args=(stream, self.queues[name]),
-                             daemon=True).start()
-        self._pid = None
-        self.known = set()  # every descendant seen, for the cleanup
-
-    @staticmethod
-    def _read(stream, q):
-        for line in iter(stream.readline, b""):
-            q.put(line.decode(errors="replace").rstrip("\n"))
-        q.put(None)
-
-    @property
-    def pid(self):
-        """The init's pid as we see it: the process itself, or the child of
-        unshare (or of the sh standing in for a parent)."""
-        if self._pid is None:
-            self._pid = (sleep_until(lambda: (children(self.proc.pid) or [None])[0])
-                         if self.prefix else self.proc.pid)
-        return self._pid
-
-    def expect(self, text, stream="out", timeout=10.0):
-        """The first line not yet taken that contains text; the lines before
-        it stay for later expects (two processes' lines may interleave)."""
-        pending = self.pending[stream]
-        for i, line in enumerate(pending):
-            if text in line:
-                del pending[i]
-                return line
-        deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"no {text!r} on std{stream} in {timeout}s: "
-                                     f"{self.seen[stream][-20:]}")
-            try:
-                line = self.queues[stream].get(timeout=remaining)
-            except queue.Empty:
-                continue
-            if line is None:
-                self.queues[stream].put(None)
-                raise AssertionError(f"std{stream} closed before {text!r}: {self.seen[stream][-20:]}")
-            self.seen[stream].append(line)
-            if text in line:
-                return line
-            pending.append(line)
-
-    def drain(self, stream):
-        while True:
-            try:
-                line = self.queues[stream].get(timeout=10)
-            except queue.Empty:
-                break
-            if line is None:
-                self.queues[stream].put(None)
-                break
-            self.seen[stream].append(line)
-        return self.seen[stream]
-
-    def kill(self, signum):
-        os.kill(self.pid, signum)
-
-    def wait(self, timeout=20.0):
-        return self.proc.wait(timeout=timeout)
-
-    def descendants(self):
-        found = _descendants(self.pid)
-        self.known.update(found)
-        return found
+        super().__init__(argv, env, mode, prefix=prefix)
 
     def app_pid(self):
         """The app's pid as we see it: the descendant running compat_app.py
@@ -165,28 +85,6 @@ class Run:
             apps = [p for p in tree if _is_app(p) and not _is_app(_ppid(p))]
             return apps[0] if apps else None
         return sleep_until(find)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.descendants()
-        for pid in [self.pid if self._pid or not self.prefix else None, *self.known]:
-            if pid:
-                _kill(pid, signal.SIGKILL)
-        if self.proc.poll() is None:
-            _kill(self.proc.pid, signal.SIGKILL)
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
-
-
-def _descendants(pid):
-    result = []
-    for child in children(pid):
-        result.append(child)
-        result.extend(_descendants(child))
-    return result
-
 
 def _cmdline(pid):
     try:
@@ -212,13 +110,6 @@ def _ppid(pid):
 def _state(pid):
     with open(f"/proc/{pid}/stat") as f:
         return f.read().rsplit(")", 1)[1].split()[0]
-
-
-def _kill(pid, signum):
-    try:
-        os.kill(pid, signum)
-    except ProcessLookupError:
-        pass
 
 
 def _fields(line):
