@@ -83,12 +83,17 @@ def start(argv, title, env, workdir, account=None, group=False, pdeathsig=0,
         mode.append(f"exec-error={int(exec_error)}")
     if setsid:
         _release_terminal()
+    # Opened while we are still root: the app's user may not be allowed to
+    # reach initd's install directory (a 0700 home, a root-only venv), but
+    # executing an open file needs only its own x bit (execveat, fexecve(3)).
+    shim_fd = os.open(shim, os.O_RDONLY | os.O_CLOEXEC)
     report_r, report_w = os.pipe()
     shim_argv = [title, str(report_w), "1" if group else "0", str(pdeathsig), ",".join(mode),
                  "--", *argv]
     pid = os.fork()
     if pid == 0:
-        _exec_shim(shim, shim_argv, env, workdir, account, report_w)
+        _exec_shim(shim, shim_fd, shim_argv, env, workdir, account, report_w)
+    os.close(shim_fd)
     os.close(report_w)
     try:
         # The shim writes the app's pid right after its fork, or dies first
@@ -127,7 +132,7 @@ def _release_terminal():
             signal.sigtimedwait([signum], 0)
 
 
-def _exec_shim(shim, shim_argv, env, workdir, account, report_w):
+def _exec_shim(shim, shim_fd, shim_argv, env, workdir, account, report_w):
     """In the forked child. Never returns, never lets an exception reach the
     parent's code (which would run a second initd loop in this process)."""
     try:
@@ -144,14 +149,30 @@ def _exec_shim(shim, shim_argv, env, workdir, account, report_w):
             os.setgroups(list(account.groups))
             os.setgid(account.gid)
             os.setuid(account.uid)
-        os.closerange(3, report_w)
-        os.closerange(report_w + 1, os.sysconf("SC_OPEN_MAX"))
+            _warn_unreadable_preload(env)
+        # Nothing of ours leaks into the shim but the report pipe (and the
+        # shim's own fd, which is close-on-exec).
+        low, high = sorted((report_w, shim_fd))
+        os.closerange(3, low)
+        os.closerange(low + 1, high)
+        os.closerange(high + 1, os.sysconf("SC_OPEN_MAX"))
         os.set_inheritable(report_w, True)
-        os.execve(shim, shim_argv, env)
+        os.execve(shim_fd, shim_argv, env)
     except BaseException as e:  # noqa: B036 - this process must end here
         _die(f"cannot start {shim}: {e}", 126)
     finally:
         os._exit(126)
+
+
+def _warn_unreadable_preload(env):
+    """The FQDN library is loaded by the app, as the app's user: say so when
+    that user cannot read it (ld.so would skip it with a line of its own, and
+    the app would report the short hostname)."""
+    for path in env.get("LD_PRELOAD", "").replace(":", " ").split():
+        if path.startswith(BIN_DIR) and not os.access(path, os.R_OK):
+            os.write(2, (f"initd: WARNING {path}: not readable by the app's user, so "
+                         "the FQDN is not applied; install initd where that user "
+                         "can read it\n").encode(errors="replace"))
 
 
 def _die(message, code):

@@ -1,10 +1,12 @@
 """initd is PID 1, the ppidshim PID 2, the app PID 3 whose parent is the shim."""
 import json
 import os
+import shutil
+import subprocess
 import sys
 import signal
 
-from helpers import app, children, proc_status, run_initd, signal_set, sleep_until
+from helpers import REPO, app, children, proc_status, run_initd, signal_set, sleep_until
 
 
 def test_pid_1_2_3_tree_and_getppid():
@@ -100,3 +102,29 @@ def test_string_command_execs_so_the_app_is_pid3(tmp_path):
     assert run_initd(["--roles", str(roles), "--role", "web"])[1] == "3 2 hello there\n"
     # A compound line keeps the shell (PID 3) as the app's parent.
     assert run_initd(["--roles", str(roles), "--role", "compound"])[1] == "3\n"
+
+
+def test_user_switch_works_when_the_user_cannot_reach_initd(tmp_path):
+    """Regression: initd installed under a 0700 directory (a root-only venv or
+    checkout): the shim is exec'd from an fd opened before the user switch."""
+    hidden = tmp_path / "hidden"
+    hidden.mkdir(mode=0o700)
+    checkout = hidden / "checkout"
+    shutil.copytree(os.path.join(REPO, "initd"), checkout / "initd",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    roles = tmp_path / "roles.json"
+    roles.write_text(json.dumps({"web": {"command": ["id", "-un"], "user": "nobody",
+                                         "workdir": "/"}}))
+    proc = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "--kill-child",
+                           sys.executable, "-m", "initd", "--roles", str(roles), "--role", "web"],
+                          capture_output=True, text=True, timeout=20, cwd="/",
+                          env={**os.environ, "PYTHONPATH": str(checkout)})
+    assert (proc.returncode, proc.stdout) == (0, "nobody\n"), proc.stderr
+    # The FQDN library is loaded by the app as that user: say it cannot be.
+    roles.write_text(json.dumps({"web": {"command": ["hostname"], "user": "nobody",
+                                         "workdir": "/", "fqdn": "app.example.com"}}))
+    proc = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "--kill-child",
+                           sys.executable, "-m", "initd", "--roles", str(roles), "--role", "web"],
+                          capture_output=True, text=True, timeout=20, cwd="/",
+                          env={**os.environ, "PYTHONPATH": str(checkout)})
+    assert "libinitd_fqdn.so: not readable by the app's user" in proc.stderr, proc.stderr
