@@ -40,8 +40,9 @@ options (each also read from the environment variable shown):
   --orphan-grace SECS  after the app exits, how long leftover processes get
                        between SIGTERM and SIGKILL (default 2)
                                                           INITD_ORPHAN_GRACE
-  --process-group      deliver signals to the app's whole process group
-                                                     INITD_PROCESS_GROUP=1
+  --process-group, --no-process-group
+                       deliver signals to the app's whole process group, or
+                       to the app alone (overrides the role) INITD_PROCESS_GROUP=1|0
   --fqdn NAME          hostname the app sees through gethostname()/uname();
                        {hostname} is the container's short name  INITD_FQDN
   --subreaper, --no-subreaper
@@ -88,6 +89,8 @@ LIST_FIELDS = ("maps", "exit_zero")
 
 # Options without a value -> the Settings fields they set.
 FLAG_OPTIONS = {
+    "--process-group": {"process_group": True},
+    "--no-process-group": {"process_group": False},
     "--subreaper": {"subreaper": True},
     "--no-subreaper": {"subreaper": False},
     "--warn-on-reap": {"warn_on_reap": True},
@@ -98,6 +101,7 @@ FLAG_OPTIONS = {
 }
 # Their environment variables: 1 acts as the first option, 0 as the second.
 FLAG_ENVIRONMENT = {
+    "INITD_PROCESS_GROUP": ("--process-group", "--no-process-group"),
     "INITD_SUBREAPER": ("--subreaper", "--no-subreaper"),
     "INITD_WARN_ON_REAP": ("--warn-on-reap", None),
     "INITD_SETSID": ("--setsid", "--no-setsid"),
@@ -171,8 +175,6 @@ def parse_args(argv, environ):
             s.verbose += 1
         elif arg == "-vv":
             s.verbose += 2
-        elif arg == "--process-group":
-            s.process_group = True
         elif arg in FLAG_OPTIONS:
             for attr, value in FLAG_OPTIONS[arg].items():
                 setattr(s, attr, value)
@@ -197,8 +199,6 @@ def _apply_environment(s, environ):
         else:
             setattr(s, attr, value)
         s.origin[attr] = var
-    if s.process_group is None and "INITD_PROCESS_GROUP" in environ:
-        s.process_group = _env_flag(environ, "INITD_PROCESS_GROUP")
     for var, (on, off) in FLAG_ENVIRONMENT.items():
         option = (on if _env_flag(environ, var) else off) if var in environ else None
         for attr, value in FLAG_OPTIONS.get(option, {}).items():

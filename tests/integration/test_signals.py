@@ -118,3 +118,18 @@ def test_initd_death_outside_a_namespace_stops_the_app(initd):
     proc.expect("ready")
     os.kill(proc.pid, signal.SIGKILL)
     proc.expect("got SIGQUIT")
+
+
+def test_no_process_group_overrides_the_role(initd, tmp_path):
+    printsig = " ".join(app("printsig.py"))
+    roles = tmp_path / "roles.json"
+    roles.write_text(json.dumps({"web": {
+        "command": f"{printsig} & exec {printsig} --exit-on TERM:0", "process_group": True}}))
+    proc = initd(["--roles", str(roles), "--role", "web"], env={"INITD_PROCESS_GROUP": "0"})
+    proc.expect("ready")
+    proc.expect("ready")
+    proc.kill(signal.SIGUSR1)
+    proc.expect("got SIGUSR1")
+    proc.kill(signal.SIGTERM)
+    assert proc.wait() == 0
+    assert proc.drain("out").count("got SIGUSR1") == 1
