@@ -6,7 +6,7 @@ import subprocess
 import sys
 import signal
 
-from helpers import REPO, app, children, proc_status, run_initd, signal_set, sleep_until
+from helpers import MODES, REPO, app, children, proc_status, run_initd, signal_set, sleep_until
 
 
 def test_pid_1_2_3_tree_and_getppid():
@@ -128,3 +128,16 @@ def test_user_switch_works_when_the_user_cannot_reach_initd(tmp_path):
                           capture_output=True, text=True, timeout=20, cwd="/",
                           env={**os.environ, "PYTHONPATH": str(checkout)})
     assert "libinitd_fqdn.so: not readable by the app's user" in proc.stderr, proc.stderr
+
+
+def test_app_output_passes_through_untouched(mode):
+    """Bytes, not lines: NULs, invalid UTF-8, no trailing newline, both streams."""
+    script = ("import os; os.write(1, bytes(range(256)) + b'no newline'); "
+              "os.write(2, b'\\xff\\xfe err \\x00 end')")
+    proc = subprocess.run(MODES[mode] + [sys.executable, "-m", "initd", "--", sys.executable,
+                                         "-c", script],
+                          capture_output=True, timeout=20, stdin=subprocess.DEVNULL,
+                          env={**os.environ, "PYTHONPATH": REPO})
+    assert proc.returncode == 0
+    assert proc.stdout == bytes(range(256)) + b"no newline"
+    assert proc.stderr == b"\xff\xfe err \x00 end"
