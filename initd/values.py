@@ -4,7 +4,8 @@ was expected and what was got, for the caller to prefix with where.
 
 Durations are capped at MAX_SECONDS so that `now + duration` never overflows
 a timestamp (a stop_timeout of 1e10 once crashed PID 1 when the stop signal
-came) and "wait for ever" has one spelling: the cap itself, about 31 years.
+came); anything longer (1e10, Infinity, 400 digits) means "for ever" and is
+the cap, about 31 years.
 """
 import re
 
@@ -49,10 +50,9 @@ def duration(value, allow_strings=True):
             seconds = float("inf")
     if seconds != seconds or seconds < 0:
         raise ValueError(f"expected {expected} >= 0, got {shown(value)}")
-    if seconds > MAX_SECONDS:
-        raise ValueError(f"{shown(value)} is too long: at most {MAX_SECONDS:.0f} seconds "
-                         "(about 31 years, which means for ever)")
-    return seconds
+    # Longer than the cap (1e10, Infinity, 400 digits) means "for ever": the
+    # cap, so a deadline computed from it is still a valid timestamp.
+    return min(seconds, MAX_SECONDS)
 
 
 def whole(value, low, high, what="a whole number"):
