@@ -35,6 +35,11 @@ DEFAULT_RETRIES = 3
 DEFAULT_START_PERIOD = 0.0
 DEFAULT_START_INTERVAL = 5.0
 
+# on_unhealthy "exit": initd stops the app and exits with this, so the
+# orchestrator replaces the container and the cause is plain (sysexits.h
+# EX_UNAVAILABLE, "service unavailable"; no shell or signal code collides).
+UNHEALTHY_EXIT_CODE = 69
+
 # Docker keeps the first 4096 bytes of a probe's output; so do we.
 MAX_OUTPUT = 4096
 
