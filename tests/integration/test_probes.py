@@ -330,3 +330,39 @@ def test_no_fd_leak_after_many_probes(loop, server):
         prober.stop()
     loop.run_until(lambda: not loop.pidfds, 5)  # the killed last exec probe is reaped
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+# --- Prober + HealthState, as the supervisor wires them ----------------------
+
+def test_prober_feeds_health_state_through_every_transition(loop, tmp_path):
+    """A probe controlled by a file: fail, fail (unhealthy), succeed (healthy).
+    start_interval applies while starting inside the start period."""
+    from initd import health
+    flag = tmp_path / "healthy"
+    spec = health_config.parse_health(
+        {"exec": ["sh", "-c", f"test -e {flag}"], "interval": 0.3, "timeout": 2, "retries": 2,
+         "start_period": 0.15, "start_interval": 0.05}, "t")
+    start = loop.now()
+    state = health.HealthState(spec.retries, spec.start_period, start)
+    transitions, seen = [], []
+
+    def on_result(ok, code, detail, output, duration, now):
+        seen.append((now, code))
+        t = state.record(ok, code, detail, output, duration, now)
+        if t:
+            transitions.append((t.old, t.new))
+            if t.new == health.UNHEALTHY:
+                flag.write_text("")
+
+    prober = probes.Prober(spec, loop, dict(os.environ), "/", None, on_result,
+                           status=lambda: state.state, now=start)
+    loop.add(prober)
+    loop.run_until(lambda: state.state == health.HEALTHY, 10)
+    assert transitions == [("starting", "unhealthy"), ("unhealthy", "healthy")]
+    # First probe start_interval after start; failures inside the start period
+    # are not counted, so it took at least the period plus `retries` probes.
+    assert seen[0][0] - start == pytest.approx(0.05, abs=0.2)
+    assert all(code == 1 for _, code in seen[:-1]) and seen[-1][1] == 0
+    counted = [t for t, _ in seen[:-1] if t - start >= spec.start_period]
+    assert len(counted) >= 2
+    prober.stop()
