@@ -71,12 +71,17 @@ def main():
     seen = status()  # before Python's own handlers below change SigCgt
     kid = None
     if "--kid" in sys.argv:
+        r, w = os.pipe()
         kid = os.fork()
         if kid == 0:
             signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
             signal.signal(signal.SIGINT, signal.SIG_DFL)
+            os.write(w, b"k")  # handler in place: only now may the app say ready
             while True:
                 time.sleep(0.05)
+        os.close(w)
+        select.select([r], [], [], 10)  # bounded; a kid that never got there reads as not reached
+        os.close(r)
     extra = {}
     if "--orphan" in sys.argv:
         extra["orphan_ppid"], extra["orphan_reaped"] = orphan()

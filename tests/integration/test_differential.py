@@ -19,7 +19,7 @@ import signal
 
 import pytest
 
-from helpers import APPS, PY, REPO, Watched, _kill, sleep_until
+from helpers import APPS, PY, REPO, Watched, sleep_until
 
 REAL = {"tini": shutil.which("tini"), "dumb-init": shutil.which("dumb-init")}
 OBSERVER = os.path.join(APPS, "observer.py")

@@ -100,7 +100,7 @@ def test_string_command_execs_so_the_app_is_pid3(tmp_path):
         "web": f"GREETING='hello there' {sys.executable} -c \"{probe}\"",
         "compound": f"true | {sys.executable} -c \"import os; print(os.getppid())\""}))
     assert run_initd(["--roles", str(roles), "--role", "web"])[1] == "3 2 hello there\n"
-    # A pipeline keeps the shell (PID 3) as the app's parent (tests/*/test_procfile.py).
+    # A pipeline keeps the shell (PID 3) as the app's parent (see test_procfile*.py).
     assert run_initd(["--roles", str(roles), "--role", "compound"])[1] == "3\n"
 
 

@@ -11,7 +11,8 @@ from initd import config, procfile
     # one simple command (as before)
     ("bundle exec unicorn -c x.rb", "exec bundle exec unicorn -c x.rb"),
     ('FOO=1 BAR="a b" app --x', 'FOO=1 BAR="a b" exec app --x'),
-    ("RACK_ENV=production rake resque:work QUEUE=mail", "RACK_ENV=production exec rake resque:work QUEUE=mail"),
+    ("RACK_ENV=production rake resque:work QUEUE=mail",
+     "RACK_ENV=production exec rake resque:work QUEUE=mail"),
     ("app > /tmp/log 2>&1", "exec app > /tmp/log 2>&1"),
     ("  app  ", "  exec app  "),
     ("app --host $(hostname) `id -u`", "exec app --host $(hostname) `id -u`"),
@@ -128,6 +129,7 @@ def test_config_stores_the_rewritten_argv(tmp_path):
     path = tmp_path / "roles.json"
     path.write_text(json.dumps({"web": "migrate && serve -p 5000", "log": "app | logger"}))
     data = config.load(str(path))
-    assert config.parse_role(data, "web", str(path)).argv == ("/bin/sh", "-c", "migrate && exec serve -p 5000")
+    assert (config.parse_role(data, "web", str(path)).argv
+            == ("/bin/sh", "-c", "migrate && exec serve -p 5000"))
     assert config.parse_role(data, "log", str(path)).argv == ("/bin/sh", "-c", "app | logger")
     assert config.shell_argv is procfile.shell_argv

@@ -8,28 +8,47 @@ gets, so "got SIGQUIT" shows the stop signal reached the app, not /bin/sh.
 """
 import json
 import os
+import select
 import shlex
 import signal
 import subprocess
+import time
 
 import pytest
 
 from helpers import APPS, PY, Initd, _kill, sleep_until
+from initd import procfile
 
 SHELLS = ["/usr/bin/dash", "/usr/bin/bash"]
 PRINTSIG = f"{shlex.quote(PY)} {shlex.quote(os.path.join(APPS, 'printsig.py'))}"
 
 
 class Shell:
-    """SHELL -c SCRIPT under us, its stdout read line by line."""
+    """SHELL -c SCRIPT under us, its stdout read line by line, every read bounded."""
 
     def __init__(self, shell, script):
         self.proc = subprocess.Popen([shell, "-c", script], stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, text=True)
+                                     stdout=subprocess.PIPE)
+        self.buffer = b""
+
+    def line(self, timeout=10.0):
+        """The next line, or "" once stdout is closed."""
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.buffer:
+            remaining = deadline - time.monotonic()
+            ready, _, _ = select.select([self.proc.stdout], [], [], max(remaining, 0))
+            if not ready:
+                raise AssertionError(f"no line in {timeout}s: {self.buffer!r}")
+            chunk = os.read(self.proc.stdout.fileno(), 4096)
+            if not chunk:
+                break
+            self.buffer += chunk
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        return line.decode() + ("\n" if _ else "")
 
     def ready(self):
         """(pid, ppid) the last command printed."""
-        line = self.proc.stdout.readline()  # bounded: the app prints at once, or the shell exits
+        line = self.line()
         assert line.startswith("ready "), line
         fields = dict(w.split("=") for w in line.split()[1:])
         return int(fields["pid"]), int(fields["ppid"])
@@ -54,7 +73,7 @@ def shells():
 
 
 def script(line):
-    argv, receiver = __import__("initd.procfile", fromlist=["plan_line"]).plan_line(line)
+    argv, receiver = procfile.plan_line(line)
     assert receiver is None and argv[:2] == ("/bin/sh", "-c")
     return argv[2]
 
@@ -71,7 +90,7 @@ def test_the_last_command_replaces_the_shell_and_gets_the_signal(shells, shell, 
     pid, _ = s.ready()
     assert pid == s.proc.pid  # the app replaced the shell: no /bin/sh left to catch TERM
     os.kill(s.proc.pid, signal.SIGTERM)
-    assert s.proc.stdout.readline() == "got SIGTERM\n"
+    assert s.line() == "got SIGTERM\n"
     assert s.proc.wait(timeout=10) == 7  # its exit code, passed through
 
 
@@ -88,7 +107,7 @@ def test_a_failing_first_step_stops_before_the_app(shells, shell, tmp_path):
     marker = tmp_path / "started"
     s = shells(shell, script(f"false && touch {marker} && {PRINTSIG}"))
     assert s.proc.wait(timeout=10) == 1
-    assert s.proc.stdout.read() == "" and not marker.exists()
+    assert s.line() == "" and not marker.exists()
 
 
 def test_as_written_dash_keeps_itself_between_and_the_app_misses_the_signal(shells):
