@@ -5,6 +5,7 @@ because a typo in a container's config should cost one glance, not a debug
 session. Unknown keys are errors for the same reason.
 """
 from initd import signals
+from initd.procfile import shell_argv  # the Procfile-line rewrite lives there
 from initd.errors import InitdError
 from initd.record import record
 
@@ -130,36 +131,6 @@ def parse_command(command, where, key):
             raise where.error(key, "expected a non-empty list of strings")
         return tuple(command)
     raise where.error(key, f"expected a string or a list of strings, got {_kind(command)}")
-
-
-# Leading NAME=value words, quoted or not: `exec` goes after them
-# (`FOO=1 exec app` exports FOO to app; `exec FOO=1 app` looks for a program
-# called FOO=1).
-_ASSIGNMENTS = r"""^\s*(?:[A-Za-z_][A-Za-z0-9_]*=(?:[^\s'"\\]|\\.|'[^']*'|"(?:[^"\\]|\\.)*")*\s+)*"""
-_CONTROL = {";", "&", "|", "&&", "||", ";;", "(", ")", "|&", "&>"}
-_COMPOUND_START = {"if", "while", "until", "for", "case", "{", "!", "exec", "function", "select"}
-
-
-def shell_argv(line):
-    """/bin/sh -c LINE, with `exec` put in front of a single simple command, so
-    the app replaces the shell and keeps its pid (PID 3). bash does this by
-    itself; Debian's dash does not. A compound line (pipes, lists, `&&`,
-    subshells, control words) is left as written: the shell stays its parent."""
-    import re
-    import shlex
-    try:
-        lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
-        lexer.whitespace_split = True
-        tokens = list(lexer)
-    except ValueError:  # unbalanced quotes: let sh report it
-        return ("/bin/sh", "-c", line)
-    prefix = re.match(_ASSIGNMENTS, line).group()
-    words = [t for t in tokens if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", t, re.S)]
-    simple = (tokens and "\n" not in line and not _CONTROL.intersection(tokens)
-              and words and words[0] not in _COMPOUND_START)
-    if not simple:
-        return ("/bin/sh", "-c", line)
-    return ("/bin/sh", "-c", f"{prefix}exec {line[len(prefix):]}")
 
 
 def parse_signal_map(mapping, where, key):

@@ -90,25 +90,6 @@ def test_schema_documents_exactly_the_keys_the_parser_accepts():
     assert schema["$defs"]["role"]["additionalProperties"] is False
 
 
-@pytest.mark.parametrize("line, script", [
-    ("bundle exec unicorn -c x.rb", "exec bundle exec unicorn -c x.rb"),
-    ('FOO=1 BAR="a b" app --x', 'FOO=1 BAR="a b" exec app --x'),
-    ("RACK_ENV=production rake resque:work QUEUE=mail", "RACK_ENV=production exec rake resque:work QUEUE=mail"),
-    ("app > /tmp/log 2>&1", "exec app > /tmp/log 2>&1"),
-    ("exec app", "exec app"),
-    ("migrate && serve", "migrate && serve"),
-    ("app | logger", "app | logger"),
-    ("a; b", "a; b"),
-    ("app &", "app &"),
-    ("echo $(date)", "echo $(date)"),
-    ("if true; then app; fi", "if true; then app; fi"),
-    ("X=1", "X=1"),
-    ('app "unbalanced', 'app "unbalanced'),
-])
-def test_procfile_line_execs_a_single_simple_command(line, script):
-    assert config.shell_argv(line) == ("/bin/sh", "-c", script)
-
-
 def test_record_is_frozen_with_defaults_and_replace():
     role = config.Role(name="web", argv=("true",))
     assert role.stop_timeout == config.DEFAULT_STOP_TIMEOUT and role.source == "command line"
