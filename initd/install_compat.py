@@ -1,9 +1,9 @@
-"""`initd install-compat DIR`: DIR/tini and DIR/dumb-init as symlinks to initd."""
+"""`initd install-compat DIR`: make initd answer to the names of the inits it
+stands in for (tini, dumb-init), so an image keeps its ENTRYPOINT."""
 import os
 import sys
 
 from initd.errors import InitdError
-
 
 COMPAT_NAMES = ("tini", "dumb-init")
 
@@ -36,8 +36,38 @@ def install_compat(directory):
             print(f"{link} -> {target} (already there)")
             continue
         # A new link renamed over the old one: never a moment without either.
-        temporary = f"{link}.initd-{os.getpid()}"
-        os.symlink(target, temporary)
-        os.replace(temporary, link)
+        temporary = _fresh_symlink(target, link)
+        try:
+            os.replace(temporary, link)
+        except OSError as e:
+            _remove_quietly(temporary)
+            raise InitdError(f"{link}: cannot replace: {e.strerror}")
         print(f"{link} -> {target}" + (f" (was -> {current})" if current else ""))
     return 0
+
+
+def _fresh_symlink(target, link, attempts=100):
+    """A new symlink to target next to link, under a name nobody holds.
+
+    symlink(2) fails with EEXIST instead of following or replacing, so it is
+    its own O_EXCL: a stale `tini.initd-<pid>` left by an earlier run (pids
+    repeat in every container) just means another random name, as
+    tempfile.mkstemp does."""
+    import secrets
+    for _ in range(attempts):
+        temporary = f"{link}.initd-{secrets.token_hex(6)}"
+        try:
+            os.symlink(target, temporary)
+            return temporary
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise InitdError(f"{os.path.dirname(link) or '.'}: cannot create a symlink: {e.strerror}")
+    raise InitdError(f"{link}: no free temporary name after {attempts} attempts")
+
+
+def _remove_quietly(path):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass

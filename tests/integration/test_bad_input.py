@@ -56,7 +56,7 @@ def test_unknown_signal(tmp_path, marker):
 
 def test_wrong_type_and_negative_timeout(tmp_path, marker):
     check_refused(["--roles", roles(tmp_path, marker, stop_timeout=-3), "--role", "web"],
-                  marker, "web.stop_timeout: expected a number of seconds >= 0, got -3")
+                  marker, 'web.stop_timeout: expected a duration such as 5, 0.5, "500ms", "30s" or "2m" >= 0, got -3')
 
 
 def test_missing_user(tmp_path, marker):
@@ -99,7 +99,7 @@ def test_check_prints_plan(tmp_path, marker):
 
 def test_check_fails_on_bad_file(tmp_path, marker):
     check_refused(["check", "--roles", roles(tmp_path, marker, stop_timeout="x")], marker,
-                  "web.stop_timeout: expected a number of seconds, got a string")
+                  'web.stop_timeout: expected a duration such as 5, 0.5, "500ms", "30s" or "2m", got "x"')
 
 
 def test_fqdn_the_preload_cannot_carry_is_one_line(tmp_path, marker):
