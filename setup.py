@@ -17,6 +17,10 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 from setuptools.dist import Distribution
 
+# setuptools has no build_scripts of its own; importing setuptools first makes
+# this its bundled distutils (also on Python 3.12+, which has no distutils).
+from distutils.command.build_scripts import build_scripts  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -38,10 +42,25 @@ class BuildWithShim(build_py):
         super().run()
 
 
+class CopyLauncher(build_scripts):
+    # The launcher is machine code: copied as it is (build_scripts would read
+    # it as Python source to rewrite a `#!python` line it does not have).
+    def copy_scripts(self):
+        self.mkpath(self.build_dir)
+        outfiles = []
+        for script in self.scripts:
+            out = os.path.join(self.build_dir, os.path.basename(script))
+            self.copy_file(script, out)
+            os.chmod(out, 0o755)
+            outfiles.append(out)
+        return outfiles, outfiles
+
+
 class BinaryDistribution(Distribution):
     # The wheel holds machine code, so it must not be tagged py3-none-any.
     def has_ext_modules(self):
         return True
 
 
-setup(cmdclass={"build_py": BuildWithShim}, distclass=BinaryDistribution)
+setup(cmdclass={"build_py": BuildWithShim, "build_scripts": CopyLauncher},
+      distclass=BinaryDistribution)
