@@ -137,7 +137,7 @@ def forwarding(tools, inits, rounds, translate, blocks=1):
     per_block = -(-rounds // blocks)
     warmup = min(50, per_block)
     done = 0
-    for b in range(blocks):
+    for _ in range(blocks):
         apps = []
         try:
             for i in inits:
