@@ -101,6 +101,7 @@ def main(argv=None):
                     out["pids"] = tree(c.init)
                     out["init_pids"] = out["pids"][:-1]  # the app is the leaf
                     out["cpu0"] = schedstat(out["init_pids"]), schedstat(out["pids"][-1:])
+                    out["helper0"] = schedstat(out["init_pids"][1:])[0]
             for name, c, fd, poller, out in boxes[r % 2:] + boxes[:r % 2]:
                 if args.gap_us:
                     time.sleep(args.gap_us / 1e6)
@@ -120,7 +121,11 @@ def main(argv=None):
             (i_run2, i_wait2), (a_run2, a_wait2) = (schedstat(out["init_pids"]),
                                                     schedstat(out["pids"][-1:]))
             n = args.count * 1e3
-            out["cpu"] = (f"init CPU {(i_run2 - i_run) / n:5.1f} runq {(i_wait2 - i_wait) / n:5.1f} "
+            helpers = out["init_pids"][1:]  # initd's ppidshim
+            h = ""
+            if helpers:
+                h = f"(helper {(schedstat(helpers)[0] - out['helper0']) / n:5.1f}) "
+            out["cpu"] = (f"init CPU {(i_run2 - i_run) / n:5.1f} {h}runq {(i_wait2 - i_wait) / n:5.1f} "
                           f"app CPU {(a_run2 - a_run) / n:5.1f} runq {(a_wait2 - a_wait) / n:5.1f} us/sig")
         print(f"count={args.count} gap_us={args.gap_us} pin={args.pin} "
               f"load={os.getloadavg()[0]:.2f}")
