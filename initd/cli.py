@@ -212,6 +212,9 @@ def set_title(title):
     """What `ps` shows for PID 1. setproctitle's C module is loaded on its own:
     the package's __init__ imports logging (about 15 ms and 1.6 MiB at every
     container start) only to log when that C module is missing."""
+    # A name that is not UTF-8 (a command at /tmp/caf\xe9) arrives with
+    # surrogate escapes, which setproctitle cannot encode.
+    title = title.encode(errors="surrogateescape").decode(errors="replace")
     try:
         import importlib.machinery
         package = importlib.machinery.PathFinder.find_spec("setproctitle")
@@ -224,8 +227,8 @@ def set_title(title):
         try:
             import setproctitle
             setproctitle.setproctitle(title)
-        except ImportError:
-            log.debug("setproctitle is not installed: ps shows the python command line")
+        except Exception:  # noqa: BLE001 - cosmetic: never a reason not to start
+            log.debug("setproctitle is not usable: ps shows the python command line")
 
 
 def run(s):
@@ -331,5 +334,9 @@ def main(argv=None):
     # Everything is reaped and our lines are written (unbuffered): skip the
     # interpreter's finalization (module teardown, GC), which only adds
     # milliseconds to every container stop.
-    sys.stdout.flush()
+    if sys.stdout is not None:  # None when initd was started with fd 1 closed
+        try:
+            sys.stdout.flush()
+        except (OSError, ValueError):
+            pass
     os._exit(code)

@@ -17,7 +17,8 @@ DEFAULT_STOP_TIMEOUT = 7.0  # below docker stop's 10 s, so initd finishes the jo
 DEFAULT_WORKDIR = "/app"
 
 ROLE_KEYS = ("command", "signals", "stop_timeout", "env", "workdir", "user",
-             "process_group", "fqdn", "no_new_privs")
+             "process_group", "fqdn", "no_new_privs",
+             "health", "on_unhealthy", "restart", "backoff", "give_up")
 
 # A roles file is a few hundred bytes; a cap keeps a mistaken path
 # (/dev/zero, a log file) from filling PID 1's memory.
@@ -47,7 +48,12 @@ Role = record("Role", [
     "fqdn",
     "no_new_privs",   # PR_SET_NO_NEW_PRIVS for the app (off by default, as Docker)
     "source",         # the roles file, or "command line"
-], defaults=[{}, DEFAULT_STOP_TIMEOUT, {}, None, None, False, None, False, "command line"])
+    "health",         # health_config.HealthSpec, or None: no probe
+    "on_unhealthy",   # none, restart or exit
+    "restart",        # restart.RestartSpec (policy, backoff, give-up)
+    "command_text",   # the command as written, when a string (for procfile warnings)
+], defaults=[{}, DEFAULT_STOP_TIMEOUT, {}, None, None, False, None, False, "command line",
+             None, "none", None, None])
 
 
 class _Where:
@@ -204,7 +210,24 @@ def parse_role(data, name, path):
         fqdn=_optional_str(entry, "fqdn", where, name),
         no_new_privs=_bool(entry.get("no_new_privs", False), where, f"{name}.no_new_privs"),
         source=path,
+        command_text=entry["command"] if isinstance(entry["command"], str) else None,
+        **_supervision(entry, name, path),
     )
+
+
+def _supervision(entry, name, path):
+    """The health check and restart keys (health_config.py validates them;
+    its messages already name the key)."""
+    from initd import health_config  # only roles that get this far pay for it
+    try:
+        return {
+            "health": health_config.parse_health(entry.get("health"), f"{name}.health"),
+            "on_unhealthy": health_config.parse_on_unhealthy(entry.get("on_unhealthy"),
+                                                             f"{name}.on_unhealthy"),
+            "restart": health_config.parse_restart(entry, name),
+        }
+    except ValueError as e:
+        raise InitdError(f"{path}: {e}")
 
 
 def parse_command(command, where, key):

@@ -190,7 +190,8 @@ def parse_restart(raw, key):
     elif policy is False:  # "restart": false reads naturally; YAML-minded users write it
         policy = restart.NO
     if policy not in restart.POLICIES:
-        raise ValueError(f'{key}.restart: expected "no", "on-failure" or "always", got {values.shown(policy)}')
+        raise ValueError(f'{key}.restart: expected "no", "on-failure" or "always", '
+                         f'got {values.shown(policy)}')
     spec = {"policy": policy}
     backoff = raw.get("backoff")
     if backoff is not None:

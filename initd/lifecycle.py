@@ -4,26 +4,39 @@ No OS calls and no clock of its own: the driver (loop.py) passes `now` and
 carries out the actions, so every history (the shim dying first, a second
 TERM, the stop timeout running out) replays in a unit test with a fake clock.
 
-    RUNNING   the app runs; signals are translated and delivered
-    STOPPING  a stop signal (TERM, INT) was delivered: the app has
-              stop_timeout seconds
-    KILLING   the timeout ran out: SIGKILL went to the app's process group;
-              the shim gets orphan_grace seconds to leave, then SIGKILL
-    SWEEPING  the app is gone: every leftover process gets SIGTERM, then
-              after orphan_grace SIGKILL, until none is left
-    DONE      initd exits with exit_code()
+    RUNNING     the app runs; signals are translated and delivered
+    STOPPING    a stop signal (TERM, INT) was delivered, or the health check
+                asked for a restart or an exit: the app has stop_timeout
+                seconds (`then` says what follows: exit or restart)
+    KILLING     the timeout ran out: SIGKILL went to the app's process group;
+                the shim gets orphan_grace seconds to leave, then SIGKILL
+    BACKOFF     the app exited and the restart policy starts it again after
+                a delay; a stop signal now ends the run at once
+    SWEEPING    the app is gone for good: every leftover process gets SIGTERM,
+                then after orphan_grace SIGKILL, until none is left
+    DONE        initd exits with exit_code()
+
+status() names STOPPING/KILLING on the way to a restart "restarting".
 
 Actions are tuples: (DELIVER, signum), (KILL_APP,), (KILL_SHIM,),
-(SWEEP, signum), (SUSPEND,), (LOG, level, message).
+(SWEEP, signum), (SUSPEND,), (START,), (LOG, level, message).
 """
 import _signal as signal  # the C module: signal.py's enums cost ~7 ms per start
 
 from initd import signals
 
-RUNNING, STOPPING, KILLING, SWEEPING, DONE = "running", "stopping", "killing", "sweeping", "done"
+RUNNING, STOPPING, KILLING, BACKOFF, SWEEPING, DONE = (
+    "running", "stopping", "killing", "backoff", "sweeping", "done")
 
-DELIVER, KILL_APP, KILL_SHIM, SWEEP, SUSPEND, LOG = (
-    "deliver", "kill-app", "kill-shim", "sweep", "suspend", "log")
+DELIVER, KILL_APP, KILL_SHIM, SWEEP, SUSPEND, START, LOG = (
+    "deliver", "kill-app", "kill-shim", "sweep", "suspend", "start", "log")
+
+# What follows the app's exit in STOPPING/KILLING.
+EXIT, RESTART = "exit", "restart"
+
+# The exit code when the health check ends the run (on_unhealthy: exit):
+# EX_UNAVAILABLE, distinct from any shell or signal code.
+UNHEALTHY_EXIT_CODE = 69
 ERROR, WARNING, INFO, DEBUG = 0, 1, 2, 3  # log.py's levels
 
 # How long leftovers may take to die after SIGKILL before initd names them
@@ -33,7 +46,8 @@ KILL_WAIT = 5.0
 
 class Lifecycle:
     def __init__(self, name, signal_map, stop_timeout, orphan_grace, exit_zero=frozenset(),
-                 job_control=False, app_pid=None, chatty=False, rescan=None):
+                 job_control=False, app_pid=None, chatty=False, rescan=None,
+                 restart_policy=None, on_unhealthy="none"):
         self.name = name
         self.signal_map = signal_map
         self.stop_timeout = stop_timeout
@@ -50,6 +64,14 @@ class Lifecycle:
         self.adopted = False        # the shim died; the app is initd's own child now
         self.stop_sent = None       # the signal that asked the app to stop
         self.sweep_signal = None    # SWEEPING: the last signal sent to the leftovers
+        self.policy = restart_policy  # restart.RestartPolicy, or None: exit with the app
+        self.on_unhealthy_action = on_unhealthy
+        self.then = EXIT            # STOPPING/KILLING: what follows the app's exit
+        self.exit_override = None   # the container's code when not the app's (69)
+        self.restarts = []          # (reason, exit code) of every restart, for status
+        stop = signal_map.get(signal.SIGTERM, signal.SIGTERM)
+        # A restart must stop the app even when TERM is mapped to nothing.
+        self.restart_signal = stop or signal.SIGTERM
 
     # -- events ----------------------------------------------------------------
 
@@ -59,6 +81,17 @@ class Lifecycle:
             return []
         delivered = self.signal_map.get(signum, signum)
         actions = []
+        if self.state == BACKOFF:
+            if signum in signals.STOP:
+                # BACKOFF -> SWEEPING: nothing runs to stop; end with the
+                # app's last status
+                actions.append((LOG, INFO, f"{signals.name(signum)} during backoff: not "
+                                f"restarting {self.name}; exiting with its last code {self.code}"))
+                self.state, self.deadline, self.sweep_signal = SWEEPING, None, None
+            elif self.chatty:
+                actions.append((LOG, INFO, f"{signals.name(signum)} from pid {sender} dropped: "
+                                f"{self.name} is not running (backoff)"))
+            return actions
         if self.state in (SWEEPING, DONE):
             if self.chatty:
                 actions.append((LOG, INFO, f"{signals.name(signum)} from pid {sender} ignored: "
@@ -75,6 +108,12 @@ class Lifecycle:
             actions.append((LOG, INFO, text))
         if delivered != signals.DROP:
             actions.append((DELIVER, delivered))
+            if signum in signals.STOP and self.then == RESTART:
+                # A stop during a restart's stop phase is not lost: the app
+                # still has the time left, and then initd exits.
+                self.then = EXIT
+                actions.append((LOG, INFO, f"{signals.name(signum)} during a restart: "
+                                f"{self.name} will not be started again"))
             if signum in signals.STOP and self.state == RUNNING:
                 # RUNNING -> STOPPING (a stop signal mapped to nothing starts
                 # no timer: nothing is killed that was not asked to stop)
@@ -103,14 +142,57 @@ class Lifecycle:
         return self._app_exited(code, now)
 
     def _app_exited(self, code, now):
-        if self.state in (SWEEPING, DONE):
+        if self.state in (SWEEPING, DONE, BACKOFF):
             return []
-        # RUNNING/STOPPING/KILLING -> SWEEPING
         self.code = code
-        self.state = SWEEPING
         self.deadline = None
+        actions = []
+        stopping = self.state in (STOPPING, KILLING)
+        if self.policy is not None and (not stopping or self.then == RESTART):
+            forced = stopping  # a restart the health check asked for
+            decision = self.policy.exited(now, code, forced=forced)
+            if decision.action == "restart":
+                # RUNNING/STOPPING/KILLING -> BACKOFF
+                self.state, self.then = BACKOFF, EXIT
+                self.deadline = now + decision.delay
+                self.restarts.append((decision.reason, code))
+                return [(LOG, WARNING, f"{self.name} exited with code {code}; restarting it in "
+                         f"{decision.delay:.3g}s ({decision.reason})")]
+            if decision.action == "give_up":
+                actions.append((LOG, ERROR, f"{self.name}: {decision.reason}; exiting with its "
+                                f"last code {code}"))
+        # RUNNING/STOPPING/KILLING -> SWEEPING
+        self.state = SWEEPING
         self.sweep_signal = None
-        return []
+        return actions
+
+    def on_started(self, app_pid, now):
+        """The driver started the app again (after START)."""
+        # BACKOFF -> RUNNING
+        self.app_pid = app_pid
+        self.state, self.deadline, self.then = RUNNING, None, EXIT
+        self.shim_alive, self.adopted = True, False
+        if self.policy is not None:
+            self.policy.started(now)
+        return [(LOG, INFO, f"started {self.name} again (pid {app_pid})")]
+
+    def on_unhealthy(self, now):
+        """The health check found the app unhealthy: act as on_unhealthy says."""
+        if self.state != RUNNING or self.on_unhealthy_action == "none":
+            return []
+        stop = self.restart_signal
+        if self.on_unhealthy_action == "restart":
+            self.then = RESTART
+            what = f"restarting it: {signals.name(stop)}"
+        else:
+            self.then, self.exit_override = EXIT, UNHEALTHY_EXIT_CODE
+            what = (f"stopping it to exit with code {UNHEALTHY_EXIT_CODE}: "
+                    f"{signals.name(stop)}")
+        # RUNNING -> STOPPING
+        self.state, self.stop_sent = STOPPING, stop
+        self.deadline = now + self.stop_timeout
+        return [(LOG, WARNING, f"{self.name} is unhealthy; {what}, then "
+                 f"{self.stop_timeout:g}s before SIGKILL"), (DELIVER, stop)]
 
     def on_leftovers(self, left, now):
         """SWEEPING: the driver looked; `left` is how many processes remain
@@ -139,9 +221,12 @@ class Lifecycle:
         return [(LOG, WARNING, f"{many} survived SIGKILL for {KILL_WAIT:g}s; exiting anyway")]
 
     def on_tick(self, now):
-        """Deadlines of the stop sequence."""
+        """Deadlines of the stop sequence and of the backoff."""
         if self.deadline is None or now < self.deadline:
             return []
+        if self.state == BACKOFF:
+            self.deadline = None  # BACKOFF -> (START) -> RUNNING, in on_started
+            return [(START,)]
         if self.state == STOPPING:
             # STOPPING -> KILLING
             self.state = KILLING
@@ -168,5 +253,14 @@ class Lifecycle:
         return self.state == DONE
 
     def exit_code(self):
-        """The container's exit code: the app's, or 0 when listed in exit_zero."""
+        """The container's exit code: the app's, or 0 when listed in exit_zero
+        (or 69 when the health check ended the run)."""
+        if self.exit_override is not None:
+            return self.exit_override
         return 0 if self.code in self.exit_zero else self.code
+
+    def public_state(self):
+        """The state as status() names it."""
+        if self.state in (STOPPING, KILLING) and self.then == RESTART:
+            return "restarting"
+        return {SWEEPING: "exited", DONE: "exited"}.get(self.state, self.state)

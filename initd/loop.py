@@ -15,34 +15,20 @@ A component plugs in with
     loop.add(component)           component.next_deadline(now), .on_tick(now)
 and must never block: bounded reads, a deadline for every peer.
 
-AppDriver is the component that owns the app: it feeds signals, exits and
-time to the pure Lifecycle (lifecycle.py) and carries out what it decides.
+supervisor.Supervisor is the component that owns the app: it feeds signals,
+exits and time to the pure Lifecycle (lifecycle.py) and carries out what it
+decides.
 """
 import os
 import select
 import _signal as signal  # the C module: signal.py's enums cost ~7 ms per start
 import time
 
-from initd import lifecycle as lc
 from initd import log, reaper, sigfd, signals
-
-_LOG = {lc.ERROR: log.error, lc.WARNING: log.warning, lc.INFO: log.info, lc.DEBUG: log.debug}
 
 # Signals initd raises on itself by writing (its stderr a closed pipe, a
 # file-size limit): about initd's own write, never to be passed to the app.
 _SELF_INFLICTED = frozenset({signal.SIGPIPE, signal.SIGXFSZ})
-
-
-def _kill(pid, signum):
-    """kill() that tolerates a target that has just gone away."""
-    try:
-        os.kill(pid, signum)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError as e:
-        log.warning(f"cannot send {signals.name(signum)} to pid {pid}: {e.strerror}")
-        return False
 
 
 class Loop:
@@ -143,190 +129,17 @@ def _guarded(function, *args):
                   f"carrying on: {type(e).__name__}: {e}")
 
 
-class AppDriver:
-    """Runs the plan's app in the loop: carries out the Lifecycle's actions."""
-
-    def __init__(self, loop, plan, shim_pid, app_pid):
-        self.loop = loop
-        self.plan = plan
-        self.shim = shim_pid        # None once reaped
-        self.app = app_pid          # None if the shim could not start it
-        self.orphans = 0
-        self.life = lc.Lifecycle(plan.name, plan.signal_map, plan.stop_timeout,
-                                 plan.orphan_grace, plan.exit_zero, plan.job_control,
-                                 app_pid=app_pid, chatty=log.wants(log.INFO),
-                                 # As a subreaper a leftover's exit may reach us
-                                 # late; look again now and then while sweeping.
-                                 rescan=None if os.getpid() == 1 else 0.1)
-        loop.on_signal = self.on_signal
-        loop.on_orphan = self.on_orphan
-        self.app_code = None        # the app's code, reaped before the shim's
-        loop.on_exit(shim_pid, self.on_shim_exit)
-        if app_pid is not None:
-            # The app is the shim's child: we can only ever reap it once the
-            # shim has died and the kernel has re-parented it to us.
-            loop.on_exit(app_pid, self.on_app_exit)
-        loop.add(self)
-
-    # -- events -----------------------------------------------------------------
-
-    def on_signal(self, signum, sender, now):
-        self.carry_out(self.life.on_signal(signum, sender, now))
-
-    def on_shim_exit(self, pid, code, now):
-        self.shim = None
-        if self.app_code is not None:
-            # Both reaped, the app first: it had been adopted.
-            self.carry_out(self.life.on_shim_exit(code, True, now))
-            self.carry_out(self.life.on_app_exit(self.app_code, now))
-            return
-        # Non-consuming: if the app exited a moment ago its status stays for
-        # the next reap (a consuming check here once lost the app's code).
-        adopted = self.app is not None and (self.app in self.loop.batch
-                                            or reaper.is_child(self.app))
-        self.carry_out(self.life.on_shim_exit(code, adopted, now))
-
-    def on_app_exit(self, pid, code, now):
-        self.app = None
-        if self.shim is not None:
-            # Re-parented to us, so the shim has died, but its own status has
-            # not been reaped yet (this drain's later entry, or the next one).
-            self.app_code = code
-            return
-        self.carry_out(self.life.on_app_exit(code, now))
-
-    def on_orphan(self, pid, code, now):
-        self.orphans += 1
-        if self.plan.warn_on_reap:
-            log.warning(f"reaped zombie process with pid={pid} (exit code {code})")
-        elif log.wants(log.DEBUG):
-            log.debug(f"reaped orphaned process {pid} (exit code {code})")
-
-    # -- the component protocol ---------------------------------------------------
-
-    def next_deadline(self, now):
-        return self.life.next_deadline(now)
-
-    def on_tick(self, now):
-        self.carry_out(self.life.on_tick(now))
-        if self.life.state == lc.SWEEPING:
-            left = _leftovers()
-            self.carry_out(self.life.on_leftovers(None if left == ["all"] else len(left), now))
-        if self.life.done():
-            self.loop.running = False
-
-    # -- actions ------------------------------------------------------------------
-
-    def carry_out(self, actions):
-        for action in actions:
-            kind = action[0]
-            if kind == lc.DELIVER:
-                self.deliver(action[1])
-            elif kind == lc.LOG:
-                _LOG[action[1]](action[2])
-            elif kind == lc.KILL_APP:
-                if self.app is not None:
-                    _kill(-self.app, signal.SIGKILL)
-                    _kill(self.app, signal.SIGKILL)  # in case it left its group
-            elif kind == lc.KILL_SHIM:
-                if self.shim is not None:
-                    _kill(self.shim, signal.SIGKILL)
-            elif kind == lc.SWEEP:
-                _signal_leftovers(action[1])
-            elif kind == lc.SUSPEND:
-                # dumb-init's job control: the shell that started us sees its
-                # job stop; its SIGCONT continues us and is passed on. As PID 1
-                # the kernel ignores a SIGSTOP we send ourselves, as dumb-init's.
-                _kill(os.getpid(), signal.SIGSTOP)
-
-    def deliver(self, signum):
-        if self.app is None:
-            return
-        if signum in (signal.SIGSTOP, signal.SIGKILL) and self.shim is not None:
-            # The shim cannot pass these on (they would stop or kill the shim
-            # itself), so they go straight to the app: a map to STOP (dumb-init
-            # delivers TSTP as STOP to a setsid app) or KILL. The app is the
-            # live shim's child, so its pid is not reused. Its group may not
-            # exist yet (setsid runs in the app): then the app.
-            if not (self.plan.to_group and _kill(-self.app, signum)):
-                _kill(self.app, signum)
-            return
-        if self.shim is not None:
-            # The shim is our unreaped child, so its pid cannot have been
-            # reused; it passes the signal on to the app (or its group).
-            _kill(self.shim, signum)
-        elif self.life.adopted:
-            # Our own unreaped child now: its pid cannot have been reused.
-            if not (self.plan.to_group and _kill(-self.app, signum)):
-                _kill(self.app, signum)
-
-
-def _leftovers():
-    """The processes to sweep: as PID 1, everything else in our namespace
-    (["all"] when there is something but /proc is not ours to count it); as a
-    subreaper, our descendants only, never the host's processes. Zombies
-    count: one whose parent is alive is still that parent's to reap, and
-    becomes ours once the parent dies."""
-    if os.getpid() == 1:
-        try:
-            os.kill(-1, 0)
-        except ProcessLookupError:
-            return []
-        try:
-            if os.readlink("/proc/self") == "1":
-                return [int(p) for p in os.listdir("/proc") if p.isdigit() and p != "1"] or ["all"]
-        except OSError:
-            pass
-        return ["all"]
-    return _descendants(os.getpid())
-
-
-def _descendants(pid):
-    """Every descendant of pid, read from /proc/PID/task/*/children (psutil
-    would cost 20 ms to import at the end of every run)."""
-    found, todo = [], [pid]
-    while todo:
-        parent = todo.pop()
-        try:
-            tasks = os.listdir(f"/proc/{parent}/task")
-        except OSError:
-            continue
-        for task in tasks:
-            try:
-                with open(f"/proc/{parent}/task/{task}/children") as f:
-                    kids = [int(p) for p in f.read().split()]
-            except (OSError, ValueError):
-                continue
-            found.extend(kids)
-            todo.extend(kids)
-    return found
-
-
-def _signal_leftovers(signum):
-    if os.getpid() == 1:
-        _kill(-1, signum)  # everything in the namespace but us
-        return
-    # A subreaper cannot kill(-1): that would reach the host. Signal every
-    # descendant by pid; new ones forked meanwhile are found on the next
-    # look, which the lifecycle repeats until none is left.
-    for pid in _descendants(os.getpid()):
-        _kill(pid, signum)
-
-
 def run(plan):
     """Start the plan's app and run until it is gone and the leftovers are
     swept; the exit code. The loop exists before the app, so a failure to
     set it up stops nothing that was started."""
-    from initd import spawn
+    from initd.supervisor import Supervisor
     loop = Loop()
-    shim_pid, app_pid = spawn.start(plan)
-    log.info(f"started {plan.name} (pid {app_pid}) under ppidshim (pid {shim_pid}): "
-             f"{' '.join(plan.argv)}")
-    driver = AppDriver(loop, plan, shim_pid, app_pid)
+    supervisor = Supervisor(loop, plan)
     loop.run()
-    life = driver.life
+    life = supervisor.life
     code = life.exit_code()
-    if code != life.code:
+    if code != life.code and life.exit_override is None:
         log.info(f"{plan.name} exited with code {life.code}, reported as 0 (--exit-zero)")
     else:
         log.info(f"exiting with code {code}")

@@ -37,6 +37,8 @@ Plan = record("Plan", [
     "pdeathsig",      # initd's own parent-death signal (tini -p); 0: none
     "warn_on_reap",   # a warning per orphan reaped (tini -w)
     "fqdn",           # the resolved hostname the app sees, or None
+    "no_new_privs",   # PR_SET_NO_NEW_PRIVS for the app (setuid bits stop working)
+    "env_sources",    # variable the role sets -> "role" or "environment" (who won)
     "role",           # the config.Role it came from
 ])
 
@@ -48,7 +50,7 @@ def build(s, environ, cwd, checking=False):
     role = _role(s)
     account = _account(role)
     fqdn_name = _fqdn(role, s.origin.get("fqdn"))
-    env = _app_env(environ, role.env, account)
+    env, env_sources = _app_env(environ, role.env, account)
     if fqdn_name:
         from initd import fqdn
         try:
@@ -77,6 +79,8 @@ def build(s, environ, cwd, checking=False):
         pdeathsig=_parent_death_signal(s),
         warn_on_reap=bool(s.warn_on_reap),
         fqdn=fqdn_name,
+        no_new_privs=bool(getattr(role, "no_new_privs", False)),
+        env_sources=env_sources,
         role=role,
     )
 
@@ -198,14 +202,30 @@ def _workdir(role, cwd, checking=False):
 
 
 def _app_env(base, role_env, account=None):
-    """The app's environment: ours, then the account's, then the role's."""
+    """The app's environment, and for each variable the role sets, whose
+    value won. As Docker orders image ENV and `docker run -e`: the role's
+    `env` gives defaults, and a variable already in initd's environment
+    (docker run -e, compose, a Kubernetes env:) wins, so an operator can
+    override a role at run time. The account's HOME, USER and LOGNAME
+    describe the user the app runs as, so they replace initd's own; a uid
+    with no passwd entry has no name, and USER/LOGNAME are removed rather
+    than left claiming root."""
     env = dict(base)
     if account:
         env["HOME"] = account.home
         if account.name:
             env["USER"] = env["LOGNAME"] = account.name
-    env.update(role_env)
-    return env
+        else:
+            env.pop("USER", None)
+            env.pop("LOGNAME", None)
+    sources = {}
+    for key, value in role_env.items():
+        if key in base:
+            sources[key] = "environment"
+        else:
+            env[key] = value
+            sources[key] = "role"
+    return env, sources
 
 
 def describe(plan):
@@ -230,8 +250,12 @@ def describe(plan):
         f"  workdir: {plan.workdir}",
         f"  user: {user_text}",
     ]
-    if role.env:
-        lines.append("  env: " + " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(role.env.items())))
+    for key in sorted(role.env):
+        if plan.env_sources.get(key) == "environment":
+            lines.append(f"  env {key}={shlex.quote(plan.env[key])} (from initd's environment; "
+                         f"the role's default {shlex.quote(role.env[key])} is overridden)")
+        else:
+            lines.append(f"  env {key}={shlex.quote(role.env[key])} (the role's default)")
     if plan.fqdn:
         lines.append(f"  fqdn: {role.fqdn} (here: {plan.fqdn})")
     return lines

@@ -76,7 +76,8 @@ class RestartPolicy:
         asked for the restart). Returns a Decision."""
         spec = self.spec
         if not self.wants(exit_code, forced):
-            return Decision("exit", None, f"restart policy {spec.policy!r}: not restarting after exit code {exit_code}")
+            return Decision("exit", None, f"restart policy {spec.policy!r}: "
+                                          f"not restarting after exit code {exit_code}")
         if self.started_at is not None and now - self.started_at >= spec.reset_after:
             self.attempt = 0  # it ran reset_after without failing: back to initial
         limit, window = spec.give_up_restarts, spec.give_up_within

@@ -72,6 +72,10 @@ def start(plan):
     # reach initd's install directory (a 0700 home, a root-only venv), but
     # executing an open file needs only its own x bit (execveat, fexecve(3)).
     shim_fd = os.open(shim, os.O_RDONLY | os.O_CLOEXEC)
+    no_new_privs = None
+    if plan.no_new_privs:
+        import prctl  # imported here, not in the forked child
+        no_new_privs = prctl.set_no_new_privs
     report_r, report_w = os.pipe()
     shim_argv = [f"ppidshim: {plan.name}", str(report_w), "1" if plan.to_group else "0",
                  str(plan.stop_signal or 0), ",".join(mode), "--", *plan.argv]
@@ -82,7 +86,8 @@ def start(plan):
             os.close(fd)
         raise InitdError(f"cannot start {plan.argv[0]}: fork: {e.strerror}", exit_code=126)
     if pid == 0:
-        _exec_shim(shim, shim_fd, shim_argv, plan.env, plan.workdir, plan.account, report_w)
+        _exec_shim(shim, shim_fd, shim_argv, plan.env, plan.workdir, plan.account, report_w,
+                   no_new_privs)
     os.close(shim_fd)
     os.close(report_w)
     try:
@@ -168,7 +173,7 @@ def _release_terminal():
             signal.sigtimedwait([signum], 0)
 
 
-def _exec_shim(shim, shim_fd, shim_argv, env, workdir, account, report_w):
+def _exec_shim(shim, shim_fd, shim_argv, env, workdir, account, report_w, no_new_privs=None):
     """In the forked child. Never returns, never lets an exception reach the
     parent's code (which would run a second initd loop in this process)."""
     try:
@@ -186,6 +191,10 @@ def _exec_shim(shim, shim_fd, shim_argv, env, workdir, account, report_w):
             os.setgid(account.gid)
             os.setuid(account.uid)
             _warn_unreadable_preload(env)
+        if no_new_privs:
+            # Inherited by the shim and the app across exec; setuid and
+            # file capabilities no longer raise privileges (prctl(2)).
+            no_new_privs(True)
         # Nothing of ours leaks into the shim but the report pipe (and the
         # shim's own fd, which is close-on-exec).
         low, high = sorted((report_w, shim_fd))

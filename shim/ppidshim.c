@@ -13,9 +13,9 @@
  *   ppidshim REPORT_FD GROUP PDEATHSIG MODE -- COMMAND [ARG...]
  * REPORT_FD  an fd to write the app's pid to ("%d\n"), then closed; -1: none
  * GROUP      1: deliver signals to the app's process group, 0: to the app
- * PDEATHSIG  the app's stop signal: sent to the app if this shim dies, and to
- *            this shim (which passes it on) if initd dies (PR_SET_PDEATHSIG);
- *            0: none
+ * PDEATHSIG  the app's stop signal, sent to this shim (which passes it on) if
+ *            initd dies (PR_SET_PDEATHSIG); 0: none. If this shim dies, the
+ *            app is not signalled: initd adopts it and goes on
  * MODE       comma-separated words:
  *   pgrp          the app gets a process group of its own, and the terminal's
  *                 foreground when ours has it (tini's way)
@@ -46,6 +46,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -214,7 +215,7 @@ static void close_fds_from(int lowest)
 
 /* Runs in the forked child: make the app start clean, then exec it. Never
  * returns. */
-static void exec_app(const struct options *o, pid_t shim)
+static void exec_app(const struct options *o, pid_t shim, int gate_fd)
 {
     if (o->setsid_mode) {
         /* A session of its own (so its process group, which signals reach,
@@ -238,13 +239,18 @@ static void exec_app(const struct options *o, pid_t shim)
             say("WARNING", "cannot give the terminal to the app: tcsetpgrp: %s", strerror(errno));
     }
 
-    if (o->pdeathsig > 0) {
-        if (prctl(PR_SET_PDEATHSIG, o->pdeathsig) < 0)
-            say("WARNING", "PR_SET_PDEATHSIG: %s", strerror(errno));
-        /* The shim may have died before prctl took effect. */
-        if (getppid() != shim)
-            _exit(128 + o->pdeathsig);
-    }
+    /* Wait until the shim has told initd our pid: initd must know the app
+     * before the app can do anything (kill its shim, exit), or its status
+     * could not be told from an orphan's. EOF comes when the shim closes its
+     * end, after the report, or when it dies: then we were never reported,
+     * and do not start. No PR_SET_PDEATHSIG for the app: if the shim dies,
+     * initd adopts the app and goes on supervising it. */
+    char byte;
+    while (read(gate_fd, &byte, 1) < 0 && errno == EINTR)
+        ;
+    close(gate_fd);
+    if (getppid() != shim)
+        _exit(128 + SIGKILL);
 
     /* Default dispositions (SIG_IGN survives exec; initd's Python ignores
      * SIGPIPE and SIGXFSZ) and an empty mask: the app starts as from a shell.
@@ -299,14 +305,23 @@ static pid_t spawn(const struct options *o, pid_t parent, int *parent_gone)
     if (o->setsid_mode && setpgid(0, 0) < 0)
         say("WARNING", "ppidshim: setpgid: %s", strerror(errno));
 
+    /* The gate: the app waits on it until its pid has been reported. */
+    int gate[2];
+    if (pipe2(gate, O_CLOEXEC) < 0) {
+        say("ERROR", "cannot start %s: pipe: %s", o->command[0], strerror(errno));
+        exit(126);
+    }
     pid_t shim = getpid();
     pid_t app = fork();
     if (app < 0) {
         say("ERROR", "cannot start %s: fork: %s", o->command[0], strerror(errno));
         exit(126);
     }
-    if (app == 0)
-        exec_app(o, shim);
+    if (app == 0) {
+        close(gate[1]);
+        exec_app(o, shim, gate[0]);
+    }
+    close(gate[0]);
 
     /* Set the group from here too, so a group signal sent before the child
      * ran setpgid cannot miss (the classic job-control race). EACCES: the
@@ -330,6 +345,7 @@ static pid_t spawn(const struct options *o, pid_t parent, int *parent_gone)
         }
         close(o->report_fd);
     }
+    close(gate[1]); /* the app may run now */
     /* The parent may be gone already (before our prctl): same thing. */
     if (getppid() != parent)
         *parent_gone = 1;

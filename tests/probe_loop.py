@@ -61,7 +61,7 @@ class TestLoop:
             ms = max(0, int((wake - now) * 1000 + 0.999))
             ready = self.poll.poll(ms)
             now = time.monotonic()
-            for fd, revents in ready:
+            for fd, _revents in ready:
                 if fd in self.pidfds:
                     pid, callback = self.pidfds.pop(fd)
                     self.poll.unregister(fd)

@@ -2,10 +2,8 @@
 never raises, whatever stderr is. Each case runs log in a fresh Python
 (stderr must be set up before log's first line), bounded by a timeout."""
 import subprocess
-import sys
 import textwrap
 
-import pytest
 
 from helpers import REPO, PY
 

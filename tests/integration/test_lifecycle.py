@@ -123,15 +123,23 @@ def test_zombie_storm_leaves_no_zombie(initd, mode, tmp_path):
     assert proc.wait() == 128 + signal.SIGTERM
 
 
-def test_shim_death_stops_the_app_gracefully(initd, mode):
+def test_shim_death_leaves_the_app_running_under_initd(initd, mode):
+    """Issue 10.5: when the shim dies (kill -KILL -1 from the app, an OOM
+    kill), initd adopts the app and goes on supervising it: one warning,
+    signals then delivered directly and translated, the app's exit code."""
     proc = initd(["--map", "TERM:QUIT", "--"] + app("printsig.py", "--exit-on", "QUIT:5"),
                  mode=mode)
     proc.expect("ready")
     shim = sleep_until(lambda: children(proc.pid))[0]
+    app_pid = sleep_until(lambda: children(shim))[0]
     os.kill(shim, signal.SIGKILL)
+    proc.expect("ppidshim died unexpectedly", stream="err")
+    assert sleep_until(lambda: children(proc.pid) == [app_pid])
+    proc.kill(signal.SIGUSR1)
+    proc.expect("got SIGUSR1")
+    proc.kill(signal.SIGTERM)
     proc.expect("got SIGQUIT")
     assert proc.wait() == 5
-    assert any("ppidshim died unexpectedly" in line for line in proc.drain("err"))
 
 
 def test_app_exiting_as_its_shim_dies_keeps_its_own_code():

@@ -1,0 +1,349 @@
+"""The supervisor: runs the plan's app inside the loop. It feeds signals,
+exits and time to the pure Lifecycle (lifecycle.py), the health results to
+the pure HealthState (health.py), and carries out what they decide: deliver,
+kill, sweep, start again. It also keeps the counters and the status() that
+the control socket and the metrics read.
+"""
+import os
+import _signal as signal  # the C module: signal.py's enums cost ~7 ms per start
+import time
+
+from initd import lifecycle as lc
+from initd import log, reaper, signals
+from initd.errors import InitdError
+
+_LOG = {lc.ERROR: log.error, lc.WARNING: log.warning, lc.INFO: log.info, lc.DEBUG: log.debug}
+
+
+def _kill(pid, signum):
+    """kill() that tolerates a target that has just gone away."""
+    try:
+        os.kill(pid, signum)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError as e:
+        log.warning(f"cannot send {signals.name(signum)} to pid {pid}: {e.strerror}")
+        return False
+
+
+class Supervisor:
+    """Runs the plan's app in the loop: carries out the Lifecycle's actions."""
+
+    def __init__(self, loop, plan):
+        self.loop = loop
+        self.plan = plan
+        role = plan.role
+        self.shim = None            # None once reaped
+        self.app = None             # None if the shim could not start it
+        self.app_code = None        # the app's code, reaped before the shim's
+        self.started_at = None      # monotonic, of the current app
+        self.wall_started_at = None
+        self.counters = {"signals_received": {}, "signals_delivered": {},
+                         "orphans_reaped": 0, "probes": 0, "probe_failures": 0}
+        self.stop_began = None
+        self.stop_duration = None
+        policy = None
+        restart_spec = getattr(role, "restart", None)
+        on_unhealthy = getattr(role, "on_unhealthy", None) or "none"
+        if restart_spec is not None and (restart_spec.policy != "no" or on_unhealthy == "restart"):
+            from initd.restart import RestartPolicy
+            policy = RestartPolicy(restart_spec)
+        self.life = lc.Lifecycle(plan.name, plan.signal_map, plan.stop_timeout,
+                                 plan.orphan_grace, plan.exit_zero, plan.job_control,
+                                 chatty=log.wants(log.INFO),
+                                 # As a subreaper a leftover's exit may reach us
+                                 # late; look again now and then while sweeping.
+                                 rescan=None if os.getpid() == 1 else 0.1,
+                                 restart_policy=policy, on_unhealthy=on_unhealthy)
+        self.health = None
+        self.prober = None
+        spec = getattr(role, "health", None)
+        now = loop.now()
+        if spec is not None:
+            from initd import health, probes
+            self.health = health.HealthState(spec.retries, spec.start_period, now)
+            self.prober = probes.Prober(spec, loop, plan.env, plan.workdir, plan.account,
+                                        self.on_probe_result, status=lambda: self.health.state)
+            loop.add(self.prober)
+        loop.on_signal = self.on_signal
+        loop.on_orphan = self.on_orphan
+        loop.add(self)
+        self.start(now, first=True)
+        if policy is not None:
+            policy.started(now)
+
+    # -- starting ----------------------------------------------------------------
+
+    def start(self, now, first=False):
+        """Start the app under a new shim. Raises InitdError on the first
+        start (set-up); later, a failure counts as the app exiting 126."""
+        from initd import spawn
+        try:
+            self.shim, self.app = spawn.start(self.plan)
+        except InitdError as e:
+            if first:
+                raise
+            log.error(str(e))
+            self.carry_out(self.life.on_started(None, now))
+            self.carry_out(self.life.on_app_exit(e.exit_code, now))
+            return
+        self.app_code = None
+        self.started_at, self.wall_started_at = now, time.time()
+        self.loop.on_exit(self.shim, self.on_shim_exit)
+        if self.app is not None:
+            # The app is the shim's child: we can only ever reap it once the
+            # shim has died and the kernel has re-parented it to us.
+            self.loop.on_exit(self.app, self.on_app_exit)
+        if first:
+            self.life.app_pid = self.app
+            log.info(f"started {self.plan.name} (pid {self.app}) under ppidshim "
+                     f"(pid {self.shim}): {' '.join(self.plan.argv)}")
+        else:
+            self.carry_out(self.life.on_started(self.app, now))
+        if self.health is not None:
+            if not first:
+                self.health.restart(now)
+            self.prober.start(now)
+
+    # -- events -----------------------------------------------------------------
+
+    def on_signal(self, signum, sender, now):
+        if signum != signal.SIGCHLD:
+            received = self.counters["signals_received"]
+            name = signals.name(signum)
+            received[name] = received.get(name, 0) + 1
+        self.carry_out(self.life.on_signal(signum, sender, now))
+
+    def on_shim_exit(self, pid, code, now):
+        if pid != self.shim:
+            return  # a shim of an earlier start, already accounted for
+        self.shim = None
+        if self.app_code is not None:
+            # Both reaped, the app first: it had been adopted.
+            app_code, self.app_code = self.app_code, None
+            self.carry_out(self.life.on_shim_exit(code, True, now))
+            self.carry_out(self.life.on_app_exit(app_code, now))
+            return
+        # Non-consuming: if the app exited a moment ago its status stays for
+        # the next reap (a consuming check here once lost the app's code).
+        adopted = self.app is not None and (self.app in self.loop.batch
+                                            or reaper.is_child(self.app))
+        if not adopted:
+            self.app = None
+        self.carry_out(self.life.on_shim_exit(code, adopted, now))
+
+    def on_app_exit(self, pid, code, now):
+        if pid != self.app:
+            return
+        self.app = None
+        if self.shim is not None:
+            # Re-parented to us, so the shim has died, but its own status has
+            # not been reaped yet (this drain's later entry, or the next one).
+            self.app_code = code
+            return
+        self.carry_out(self.life.on_app_exit(code, now))
+
+    def on_orphan(self, pid, code, now):
+        self.counters["orphans_reaped"] += 1
+        if self.plan.warn_on_reap:
+            log.warning(f"reaped zombie process with pid={pid} (exit code {code})")
+        elif log.wants(log.DEBUG):
+            log.debug(f"reaped orphaned process {pid} (exit code {code})")
+
+    def on_probe_result(self, ok, code, detail, output, duration, now):
+        from initd import health
+        self.counters["probes"] += 1
+        if not ok:
+            self.counters["probe_failures"] += 1
+        change = self.health.record(ok, code, detail, output, duration, now)
+        if change is None:
+            return
+        (log.warning if change.new == health.UNHEALTHY else log.info)(
+            health.describe(self.plan.name, change))
+        if change.new == health.UNHEALTHY:
+            self.carry_out(self.life.on_unhealthy(now))
+
+    # -- the component protocol ---------------------------------------------------
+
+    def next_deadline(self, now):
+        return self.life.next_deadline(now)
+
+    def on_tick(self, now):
+        self.carry_out(self.life.on_tick(now))
+        if self.life.state == lc.SWEEPING:
+            left = _leftovers()
+            self.carry_out(self.life.on_leftovers(None if left == ["all"] else len(left), now))
+        if self.life.done():
+            if self.stop_began is not None and self.stop_duration is None:
+                self.stop_duration = now - self.stop_began
+            self.loop.running = False
+
+    # -- actions ------------------------------------------------------------------
+
+    def carry_out(self, actions):
+        for action in actions:
+            kind = action[0]
+            if kind == lc.DELIVER:
+                self.deliver(action[1])
+            elif kind == lc.LOG:
+                _LOG[action[1]](action[2])
+            elif kind == lc.KILL_APP:
+                if self.app is not None:
+                    _kill(-self.app, signal.SIGKILL)
+                    _kill(self.app, signal.SIGKILL)  # in case it left its group
+            elif kind == lc.KILL_SHIM:
+                if self.shim is not None:
+                    _kill(self.shim, signal.SIGKILL)
+            elif kind == lc.SWEEP:
+                _signal_leftovers(action[1])
+            elif kind == lc.START:
+                self.start(self.loop.now())
+            elif kind == lc.SUSPEND:
+                # dumb-init's job control: the shell that started us sees its
+                # job stop; its SIGCONT continues us and is passed on. As PID 1
+                # the kernel ignores a SIGSTOP we send ourselves, as dumb-init's.
+                _kill(os.getpid(), signal.SIGSTOP)
+        if self.life.state != lc.RUNNING:
+            if self.stop_began is None and self.life.state in (lc.STOPPING, lc.SWEEPING):
+                self.stop_began = self.loop.now()
+            if self.prober is not None and self.prober.active:
+                self.prober.stop()  # no probes while the app stops or is down
+
+    def deliver(self, signum):
+        if self.app is None:
+            return
+        delivered = self.counters["signals_delivered"]
+        name = signals.name(signum)
+        delivered[name] = delivered.get(name, 0) + 1
+        if signum in (signal.SIGSTOP, signal.SIGKILL) and self.shim is not None:
+            # The shim cannot pass these on (they would stop or kill the shim
+            # itself), so they go straight to the app: a map to STOP (dumb-init
+            # delivers TSTP as STOP to a setsid app) or KILL. The app is the
+            # live shim's child, so its pid is not reused. Its group may not
+            # exist yet (setsid runs in the app): then the app.
+            if not (self.plan.to_group and _kill(-self.app, signum)):
+                _kill(self.app, signum)
+            return
+        if self.shim is not None:
+            # The shim is our unreaped child, so its pid cannot have been
+            # reused; it passes the signal on to the app (or its group).
+            _kill(self.shim, signum)
+        elif self.life.adopted:
+            # Our own unreaped child now: its pid cannot have been reused.
+            if not (self.plan.to_group and _kill(-self.app, signum)):
+                _kill(self.app, signum)
+
+    # -- what the control socket and the metrics read -------------------------------
+
+    def status(self):
+        now, wall = self.loop.now(), time.time()
+        life = self.life
+        restarts_total = {}
+        for reason, _code in life.restarts:
+            key = "unhealthy" if reason == "unhealthy" else "exit"
+            restarts_total[key] = restarts_total.get(key, 0) + 1
+        state = life.public_state()
+        alive = self.app is not None and state in ("running", "stopping", "killing", "restarting")
+        health_state = self.health.snapshot(now, wall) if self.health else {
+            "state": "none", "failing_streak": 0, "last": None}
+        ready = (state == "running" and self.app is not None
+                 and health_state["state"] in ("none", "healthy"))
+        return {
+            "role": self.plan.name,
+            "revision": _revision(),
+            "state": "ready" if ready else state,
+            "ready": ready,
+            "alive": alive and health_state["state"] != "unhealthy",
+            "pids": {"initd": os.getpid(), "shim": self.shim, "app": self.app},
+            "started_at": self.wall_started_at,
+            "uptime": None if self.started_at is None else now - self.started_at,
+            "health": health_state,
+            "notify": None,
+            "restarts": [{"reason": r, "exit_code": c} for r, c in life.restarts[-20:]],
+            "restarts_total": restarts_total,
+            "last_exit_code": life.code,
+            "counters": self.counters,
+            "stop_duration": self.stop_duration,
+            "rss_bytes": _rss(),
+        }
+
+
+def _revision():
+    """The git SHA the image was built from (/app/REVISION, the write-up's
+    convention), or None."""
+    try:
+        fd = os.open("/app/REVISION", os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError:
+        return None
+    try:
+        import stat
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        text = os.read(fd, 256).decode(errors="replace").strip()
+        return text.splitlines()[0] if text else None
+    finally:
+        os.close(fd)
+
+
+def _rss():
+    """initd's own resident memory, from /proc/self/statm (cheap)."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _leftovers():
+    """The processes to sweep: as PID 1, everything else in our namespace
+    (["all"] when there is something but /proc is not ours to count it); as a
+    subreaper, our descendants only, never the host's processes. Zombies
+    count: one whose parent is alive is still that parent's to reap, and
+    becomes ours once the parent dies."""
+    if os.getpid() == 1:
+        try:
+            os.kill(-1, 0)
+        except ProcessLookupError:
+            return []
+        try:
+            if os.readlink("/proc/self") == "1":
+                return [int(p) for p in os.listdir("/proc") if p.isdigit() and p != "1"] or ["all"]
+        except OSError:
+            pass
+        return ["all"]
+    return _descendants(os.getpid())
+
+
+def _descendants(pid):
+    """Every descendant of pid, read from /proc/PID/task/*/children (psutil
+    would cost 20 ms to import at the end of every run)."""
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{parent}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{parent}/task/{task}/children") as f:
+                    kids = [int(p) for p in f.read().split()]
+            except (OSError, ValueError):
+                continue
+            found.extend(kids)
+            todo.extend(kids)
+    return found
+
+
+def _signal_leftovers(signum):
+    if os.getpid() == 1:
+        _kill(-1, signum)  # everything in the namespace but us
+        return
+    # A subreaper cannot kill(-1): that would reach the host. Signal every
+    # descendant by pid; new ones forked meanwhile are found on the next
+    # look, which the lifecycle repeats until none is left.
+    for pid in _descendants(os.getpid()):
+        _kill(pid, signum)
+
+
