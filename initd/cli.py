@@ -240,6 +240,8 @@ def run(s):
         log.warning("the current directory has been deleted; running the app from /")
         cwd = "/"
     plan = plans.build(s, os.environ, cwd)
+    if plan.receiver:
+        log.warning(f"{plan.name}: signals go to {plan.receiver}")
     os.chdir("/")  # pin no mount point
     _register_reaping(plan, s)
     if plan.pdeathsig:
@@ -304,12 +306,13 @@ def main(argv=None):
     # in the kernel until the loop takes it, so none is lost (as PID 1, an
     # unblocked signal with the default action is simply discarded) and no
     # Python handler ever runs.
-    signal.pthread_sigmask(signal.SIG_BLOCK, signals.WAITED)
+    inherited_mask = signal.pthread_sigmask(signal.SIG_BLOCK, signals.WAITED)
     _standard_fds()
     try:
         from initd import compat
         who = compat.personality(sys.argv[0], os.environ)  # the name we run under
         s = parse_args(argv, os.environ) if who == "initd" else compat.parse(who, argv, os.environ)
+        s.inherited_mask = inherited_mask
         log.level = min(log.WARNING + s.verbose, log.DEBUG)
         if who != "initd" and s.action != "run":
             return compat.show(s)  # their -h, --version, -l

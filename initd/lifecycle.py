@@ -171,7 +171,7 @@ class Lifecycle:
         # BACKOFF -> RUNNING
         self.app_pid = app_pid
         self.state, self.deadline, self.then = RUNNING, None, EXIT
-        self.shim_alive, self.adopted = True, False
+        self.adopted = False
         if self.policy is not None:
             self.policy.started(now)
         return [(LOG, INFO, f"started {self.name} again (pid {app_pid})")]

@@ -39,6 +39,10 @@ Plan = record("Plan", [
     "fqdn",           # the resolved hostname the app sees, or None
     "no_new_privs",   # PR_SET_NO_NEW_PRIVS for the app (setuid bits stop working)
     "env_sources",    # variable the role sets -> "role" or "environment" (who won)
+    "receiver",       # None: the app gets the signals; else who does instead, and the fix
+    "use_shim",       # the app under a ppidshim (initd) or initd's own child (tini, dumb-init)
+    "child_mask",     # the app's starting signal mask: () or, as tini, what initd inherited
+    "child_ignored",  # signals the app starts with ignored (as tini: what initd inherited)
     "role",           # the config.Role it came from
 ])
 
@@ -81,8 +85,54 @@ def build(s, environ, cwd, checking=False):
         fqdn=fqdn_name,
         no_new_privs=bool(getattr(role, "no_new_privs", False)),
         env_sources=env_sources,
+        receiver=_receiver(role),
+        use_shim=_use_shim(s, environ),
+        child_mask=tuple(sorted(s.inherited_mask)) if s.personality == "tini" else (),
+        child_ignored=_inherited_ignored() if s.personality == "tini" else (),
         role=role,
     )
+
+
+def _receiver(role):
+    """Who receives the signals when a Procfile line cannot end in `exec`
+    (a pipeline, `||`, a loop): the shell, not the app."""
+    text = getattr(role, "command_text", None)
+    if not text:
+        return None
+    from initd import procfile
+    return procfile.plan_line(text)[1]
+
+
+def _use_shim(s, environ):
+    """Under its own name initd puts the ppidshim between itself and the app
+    (the app never sees getppid() == 1). Under the names tini and dumb-init
+    it keeps their process tree exactly (the app is the init's own child),
+    because programs and tests written against them count on it;
+    INITD_SHIM=1 asks for the shim there too."""
+    if s.personality == "initd":
+        return True
+    value = environ.get("INITD_SHIM", "").strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    raise InitdError(f'INITD_SHIM: expected 1 or 0 (true or false), got "{environ["INITD_SHIM"]}"')
+
+
+def _inherited_ignored():
+    """The signals initd's own parent left ignored (SigIgn), which tini hands
+    on to its child. Python itself ignores PIPE and XFSZ at start-up, so
+    whether those were inherited cannot be told: the app gets them default."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("SigIgn:"):
+                    mask = int(line.split()[1], 16)
+                    return tuple(n for n in range(1, 65) if mask >> (n - 1) & 1
+                                 and n not in (signal.SIGPIPE, signal.SIGXFSZ))
+    except (OSError, ValueError):
+        pass
+    return ()
 
 
 def _role(s):
@@ -246,7 +296,8 @@ def describe(plan):
         f"  stop signal: {stop}",
         f"  stop_timeout: {plan.stop_timeout:g}s (then SIGKILL to the app's process group)",
         f"  orphan_grace: {plan.orphan_grace:g}s (leftovers: SIGTERM, then SIGKILL)",
-        "  deliver to: " + ("the app's process group" if plan.to_group else "the app"),
+        "  deliver to: " + (plan.receiver if plan.receiver else
+                            "the app's process group" if plan.to_group else "the app"),
         f"  workdir: {plan.workdir}",
         f"  user: {user_text}",
     ]

@@ -30,3 +30,4 @@ class Settings:
         self.job_control = None      # stop ourselves after passing on TSTP/TTIN/TTOU
         self.exec_error = None       # exit code when the command cannot be run (None: 127/126)
         self.install_dir = None      # install-compat DIR
+        self.inherited_mask = ()     # the signal mask initd was started with (tini hands it on)

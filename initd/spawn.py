@@ -105,6 +105,85 @@ def start(plan):
     return pid, app_pid
 
 
+def start_direct(plan):
+    """Fork+exec the app as initd's own child, with no shim: the process tree
+    of tini and dumb-init, under whose names this is used. Returns its pid.
+
+    The child gets what those programs give theirs: a process group of its
+    own and the terminal's foreground (tini), or a session of its own with
+    the terminal as its controlling tty (dumb-init); tini's child starts with
+    the mask and ignored signals tini inherited, dumb-init's with none. Like
+    them, initd closes no inherited fd (its own are close-on-exec)."""
+    if plan.setsid:
+        _release_terminal()
+    no_new_privs = None
+    if plan.no_new_privs:
+        import prctl  # imported here, not in the forked child
+        no_new_privs = prctl.set_no_new_privs
+    try:
+        pid = os.fork()
+    except OSError as e:
+        raise InitdError(f"cannot start {plan.argv[0]}: fork: {e.strerror}", exit_code=126)
+    if pid == 0:
+        _exec_direct(plan, no_new_privs)
+    if not plan.setsid:
+        try:
+            os.setpgid(pid, pid)  # from here too: a group signal before the child ran must not miss
+        except OSError:
+            pass
+    return pid
+
+
+def _exec_direct(plan, no_new_privs):
+    """In the forked child of start_direct. Never returns."""
+    parent = os.getppid()
+    try:
+        if plan.setsid:
+            os.setsid()
+            if os.isatty(0):
+                import fcntl
+                import termios
+                try:
+                    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+                except OSError:
+                    pass  # another session holds it: run without one, as dumb-init
+        else:
+            os.setpgid(0, 0)
+            try:
+                if os.isatty(0) and os.tcgetpgrp(0) == os.getpgid(parent):
+                    os.tcsetpgrp(0, os.getpid())  # TTOU is still blocked here
+            except OSError:
+                pass
+        for signum in range(1, signal.NSIG):
+            if signum in (signal.SIGKILL, signal.SIGSTOP) or 32 <= signum < signal.SIGRTMIN:
+                continue
+            try:
+                signal.signal(signum, signal.SIG_IGN if signum in plan.child_ignored
+                              else signal.SIG_DFL)
+            except (OSError, ValueError):
+                pass
+        try:
+            os.chdir(plan.workdir)
+        except OSError as e:
+            _die(f"cannot change to workdir {plan.workdir}: {e.strerror}", 126)
+        if plan.account:
+            os.setgroups(list(plan.account.groups))
+            os.setgid(plan.account.gid)
+            os.setuid(plan.account.uid)
+        if no_new_privs:
+            no_new_privs(True)
+        signal.pthread_sigmask(signal.SIG_SETMASK, plan.child_mask)
+        os.execvpe(plan.argv[0], list(plan.argv), plan.env)
+    except OSError as e:
+        code = plan.exec_error if plan.exec_error is not None else (
+            127 if isinstance(e, (FileNotFoundError, NotADirectoryError)) else 126)
+        _die(f"cannot run {plan.argv[0]}: {e.strerror}", code)
+    except BaseException as e:  # noqa: B036 - this process must end here
+        _die(f"cannot run {plan.argv[0]}: {e}", 126)
+    finally:
+        os._exit(126)
+
+
 def child(argv, env, workdir="/", account=None, stdout=None, stderr=None):
     """Fork+exec anything that is not the app (a health probe, a hook)
     directly under initd, in a process group of its own (pgid == pid, so

@@ -80,7 +80,10 @@ class Supervisor:
         start (set-up); later, a failure counts as the app exiting 126."""
         from initd import spawn
         try:
-            self.shim, self.app = spawn.start(self.plan)
+            if self.plan.use_shim:
+                self.shim, self.app = spawn.start(self.plan)
+            else:
+                self.shim, self.app = None, spawn.start_direct(self.plan)
         except InitdError as e:
             if first:
                 raise
@@ -90,15 +93,18 @@ class Supervisor:
             return
         self.app_code = None
         self.started_at, self.wall_started_at = now, time.time()
-        self.loop.on_exit(self.shim, self.on_shim_exit)
+        if self.shim is not None:
+            self.loop.on_exit(self.shim, self.on_shim_exit)
+        self.life.shim_alive = self.shim is not None
         if self.app is not None:
             # The app is the shim's child: we can only ever reap it once the
             # shim has died and the kernel has re-parented it to us.
             self.loop.on_exit(self.app, self.on_app_exit)
         if first:
             self.life.app_pid = self.app
-            log.info(f"started {self.plan.name} (pid {self.app}) under ppidshim "
-                     f"(pid {self.shim}): {' '.join(self.plan.argv)}")
+            under = f"under ppidshim (pid {self.shim})" if self.shim else "as initd's child"
+            log.info(f"started {self.plan.name} (pid {self.app}) {under}: "
+                     f"{' '.join(self.plan.argv)}")
         else:
             self.carry_out(self.life.on_started(self.app, now))
         if self.health is not None:
@@ -229,8 +235,9 @@ class Supervisor:
             # The shim is our unreaped child, so its pid cannot have been
             # reused; it passes the signal on to the app (or its group).
             _kill(self.shim, signum)
-        elif self.life.adopted:
-            # Our own unreaped child now: its pid cannot have been reused.
+        else:
+            # Our own unreaped child (adopted, or started without a shim):
+            # its pid cannot have been reused.
             if not (self.plan.to_group and _kill(-self.app, signum)):
                 _kill(self.app, signum)
 

@@ -290,10 +290,21 @@ def test_app_session(start, how, own_session, own_group, mode):
 
 @pytest.mark.parametrize("mode", BOTH_MODES)
 @pytest.mark.parametrize("who", ["tini", "dumb-init"])
-def test_process_tree_keeps_the_ppidshim(start, who, mode):
-    """Deliberate difference: initd -> ppidshim -> app, where the originals
-    have init -> app; the app's parent is never PID 1."""
+def test_process_tree_is_theirs(start, who, mode):
+    """Under their names initd keeps their tree exactly (issue 11.1): the app
+    is the init's own child, no ppidshim between them."""
     run = start((who, "initd", ["-s"] if who == "tini" else [], {}), app(), mode)
+    run.expect("app ready")
+    assert children(run.pid) == [run.app_pid()]
+    assert not _cmdline(run.app_pid()).startswith("ppidshim:")
+
+
+@pytest.mark.parametrize("mode", BOTH_MODES)
+@pytest.mark.parametrize("who", ["tini", "dumb-init"])
+def test_initd_shim_asks_for_the_ppidshim(start, who, mode):
+    """INITD_SHIM=1: initd -> ppidshim -> app under their names too; the
+    app's parent is never PID 1."""
+    run = start((who, "initd", ["-s"] if who == "tini" else [], {"INITD_SHIM": "1"}), app(), mode)
     fields = _fields(run.expect("app ready"))
     assert fields["ppid"] != "1"
     shim = sleep_until(lambda: children(run.pid))[0]

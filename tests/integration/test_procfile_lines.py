@@ -190,3 +190,23 @@ def _is_printsig(pid):
             return f.read().split(b"\0")[1:2] == [os.path.join(APPS, "printsig.py").encode()]
     except OSError:
         return False
+
+
+def test_a_line_that_keeps_the_shell_is_named_at_start_and_in_check(tmp_path):
+    """Issue 11.2: a line initd cannot end in exec gets one warning at start
+    and `initd check` says who receives the stop signal, with the fix."""
+    from helpers import run_initd
+    path = roles(tmp_path, {"web": "true | cat", "fine": "true && exec true"})
+    code, out, err = run_initd(["check", "--roles", path])
+    assert code == 0, err
+    web = out.split("web:")[1]
+    assert "deliver to: /bin/sh, not your app: the line is a pipeline" in web
+    assert "put exec before the last command" in web
+    assert "deliver to: the app" in out.split("web:")[0]
+    code, out, err = run_initd(["--roles", path, "--role", "web"])
+    assert code == 0
+    assert err.strip() == ("initd: WARNING web: signals go to /bin/sh, not your app: the line is a "
+                           "pipeline (put exec before the last command, or run a script that ends "
+                           "with exec)")
+    code, out, err = run_initd(["--roles", path, "--role", "fine"])
+    assert (code, err) == (0, "")
