@@ -270,6 +270,16 @@ class StreamServer:
             return
         if c.outbuf is None and self.loop is not None:
             self.loop.unwatch(fd)
+        else:
+            # Unread input makes close() reset the connection (unix(7) and
+            # TCP alike), and the peer would lose our answer: read what is
+            # already there, bounded, first.
+            for _ in range(16):
+                try:
+                    if not c.sock.recv(4096):
+                        break
+                except OSError:
+                    break
         c.sock.close()
 
 
