@@ -1,5 +1,6 @@
 """What the benchmarks run: the inits under test, the compiled helper apps,
 and a description of the machine."""
+import json
 import os
 import platform
 import shlex
@@ -13,7 +14,7 @@ from bench.procs import BenchError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 APPS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "apps")
-APPS = ("launch", "sigecho", "orphans")
+APPS = ("launch", "sigecho", "sigstamp", "orphans")
 
 # Debian package that provides each reference init.
 PACKAGES = {"tini": "tini", "dumb-init": "dumb-init", "catatonit": "catatonit"}
@@ -27,6 +28,8 @@ class Init:
     own_children: bool = False                  # its direct children are its own helpers
     env: dict | None = None                     # None: the harness's container environment
     version: str = ""
+    role: dict | None = None                    # initd only: run the app as a role with these keys
+    base_argv: list | None = None               # initd only: the command before its options
 
 
 @dataclass
@@ -34,6 +37,7 @@ class Tools:
     tmp: str
     launch: str
     sigecho: str
+    sigstamp: str
     orphans: str
     log_path: str
     log_fd: int
@@ -187,6 +191,29 @@ def inits(initd_argv, missing, tools, compare=()):
     for i in result:
         i.version = _version([*i.argv[:-1], "--version"], i.env or tools.env)
     return result
+
+
+def initd_with_role(name, initd_argv, keys, tools):
+    """initd running its app as a role with these extra keys (for the
+    forwarding benchmark), or None and a one-line reason when this initd
+    rejects them (`initd check`): a key still being built, say."""
+    path = os.path.join(tools.tmp, "check-roles.json")
+    with open(path, "w") as f:
+        json.dump({"bench": {**keys, "command": ["/bin/true"]}}, f)
+    try:
+        done = subprocess.run([*initd_argv, "check", "--roles", path, "--role", "bench"],
+                              capture_output=True, text=True, timeout=30, env=tools.env,
+                              cwd="/")
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return None, f"`initd check` failed: {e}"
+    finally:
+        os.unlink(path)
+    if done.returncode != 0:
+        lines = (done.stderr or done.stdout).strip().splitlines()
+        return None, lines[-1] if lines else f"`initd check` exited {done.returncode}"
+    init = _initd(name, initd_argv)
+    init.role, init.base_argv = keys, list(initd_argv)
+    return init, None
 
 
 def _initd(name, initd_argv, env=None):

@@ -1,6 +1,7 @@
 """python -m bench [--quick]: initd against tini, dumb-init and catatonit."""
 import argparse
 import datetime
+import json
 import os
 import shlex
 import sys
@@ -13,13 +14,19 @@ RESULTS = os.path.join(env.REPO, "bench", "results")
 DOCS = os.path.join(env.REPO, "docs")
 
 # How much of each benchmark a mode runs.
-FULL = {"startup": 150, "usr1": 5000, "term": 3000, "blocks": 5, "orphans": 20000,
-        "orphan_rounds": 3, "memory": 7, "shutdown": 60, "settle": 0.5}
-QUICK = {"startup": 8, "usr1": 300, "term": 200, "blocks": 1, "orphans": 2000,
-         "orphan_rounds": 1, "memory": 1, "shutdown": 5, "settle": 0.3}
+# gap: seconds of quiet before each forwarded signal (measure.forwarding);
+# scale: how many idle containers side by side (measure.scale).
+FULL = {"startup": 150, "usr1": 2000, "term": 1000, "blocks": 5, "gap": 0.005,
+        "orphans": 20000, "orphan_rounds": 3, "memory": 7, "scale": (1, 10, 100),
+        "shutdown": 60, "settle": 0.5, "scale_settle": 0.5}
+QUICK = {"startup": 8, "usr1": 100, "term": 60, "blocks": 1, "gap": 0.005,
+         "orphans": 2000, "orphan_rounds": 1, "memory": 1, "scale": (1, 5),
+         "shutdown": 5, "settle": 0.3, "scale_settle": 0.05}
 
+BENCHMARKS = ("startup", "forwarding", "reaping", "memory", "scale", "shutdown")
 
-BENCHMARKS = ("startup", "forwarding", "reaping", "memory", "shutdown")
+# The exec probe issue 12.8 measures forwarding beside (--exec-probe).
+EXEC_PROBE = {"health": {"exec": ["true"], "interval": "100ms"}}
 
 
 def _benchmarks(text):
@@ -28,6 +35,17 @@ def _benchmarks(text):
     if unknown or not names:
         raise argparse.ArgumentTypeError(f"expected some of {','.join(BENCHMARKS)}")
     return names
+
+
+def _role_keys(text):
+    try:
+        keys = json.loads(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"expected a JSON object: {e}")
+    if not isinstance(keys, dict) or "command" in keys:
+        raise argparse.ArgumentTypeError("expected a JSON object of role keys, without "
+                                         "\"command\" (the benchmark's app is the command)")
+    return keys
 
 
 def parse_args(argv):
@@ -58,6 +76,18 @@ def parse_args(argv):
     p.add_argument("--only", default=",".join(BENCHMARKS), type=_benchmarks,
                    help=f"run only these benchmarks (comma-separated: {','.join(BENCHMARKS)}); "
                         "the docs are then left alone")
+    p.add_argument("--signal-gap-ms", type=float, default=None,
+                   help="quiet before each forwarded signal, so it finds the init asleep "
+                        "as a real signal does (default 5; 0: back-to-back round trips, "
+                        "which keep the init's code hot and flatter a big interpreter)")
+    p.add_argument("--role-keys", metavar="JSON", default=None, type=_role_keys,
+                   help="also run the forwarding benchmarks with initd running the app as a "
+                        "role with these extra roles.json keys, as the column initd+role; "
+                        "skipped with a note when initd rejects them")
+    p.add_argument("--exec-probe", dest="role_keys", action="store_const",
+                   const=EXEC_PROBE,
+                   help="the same with an exec probe every 100 ms "
+                        f"({json.dumps(EXEC_PROBE)}), as the column initd+probe")
     p.add_argument("--no-install", action="store_true",
                    help="do not apt-get install missing reference inits")
     return p.parse_args(argv)
@@ -83,7 +113,17 @@ def main(argv=None):
             where, _, command = spec.partition("::")
             compare.append((where, shlex.split(command or args.initd)))
         inits = env.inits(shlex.split(args.initd), missing, tools, compare)
-        return _run(args, inits, tools, started)
+        with_role = []
+        if args.role_keys is not None and "forwarding" in args.only:
+            name = "initd+probe" if args.role_keys == EXEC_PROBE else "initd+role"
+            init, why = env.initd_with_role(name, shlex.split(args.initd), args.role_keys, tools)
+            if init is None:
+                print(f"bench: {name} skipped: initd rejects {json.dumps(args.role_keys)}: "
+                      f"{why}", file=sys.stderr)
+            else:
+                init.version = inits[0].version
+                with_role.append(init)
+        return _run(args, inits, tools, started, with_role)
     except BenchError as e:
         print(f"bench: error: {e}", file=sys.stderr)
         if tools:
@@ -123,27 +163,37 @@ def _tail(path, lines=20):
             print(f"  {line}", file=sys.stderr)
 
 
-def _run(args, inits, tools, started):
-    n = QUICK if args.quick else FULL
+def _run(args, inits, tools, started, with_role=()):
+    n = dict(QUICK if args.quick else FULL)
+    if args.signal_gap_ms is not None:
+        n["gap"] = max(0.0, args.signal_gap_ms / 1000)
     names = [i.name for i in inits]
+    # initd with extra role keys runs in the forwarding benchmarks only,
+    # right after initd, so its column stands beside it.
+    fwd_inits = [*inits[:1], *with_role, *inits[1:]]
+    fwd_names = [i.name for i in fwd_inits]
     print(f"bench: {'quick' if args.quick else 'full'} run of {', '.join(args.only)} "
           f"for {', '.join(names)}", file=sys.stderr)
     partial = len(args.only) < len(BENCHMARKS)
     measure.warm_up(tools, inits)
     raw = {k: {} for k in ("startup", "forward_usr1", "cpu_usr1", "forward_term_quit",
                            "cpu_term_quit", "delivered_on_term", "reaping", "memory",
-                           "shutdown", "shutdown_exit_codes")}
+                           "scale", "shutdown", "shutdown_exit_codes")}
     if "startup" in args.only:
         raw["startup"] = measure.startup(tools, inits, n["startup"])
     if "forwarding" in args.only:
         raw["forward_usr1"], raw["cpu_usr1"], _ = measure.forwarding(
-            tools, inits, n["usr1"], translate=False, blocks=n["blocks"])
+            tools, fwd_inits, n["usr1"], translate=False, blocks=n["blocks"], gap=n["gap"])
         raw["forward_term_quit"], raw["cpu_term_quit"], raw["delivered_on_term"] = \
-            measure.forwarding(tools, inits, n["term"], translate=True, blocks=n["blocks"])
+            measure.forwarding(tools, fwd_inits, n["term"], translate=True,
+                               blocks=n["blocks"], gap=n["gap"])
+        names = fwd_names
     if "reaping" in args.only:
         raw["reaping"] = measure.reaping(tools, inits, n["orphans"], n["orphan_rounds"])
     if "memory" in args.only:
         raw["memory"] = measure.memory(tools, inits, n["memory"], n["settle"])
+    if "scale" in args.only:
+        raw["scale"] = measure.scale(tools, inits, n["scale"], n["scale_settle"])
     if "shutdown" in args.only:
         raw["shutdown"], raw["shutdown_exit_codes"] = measure.shutdown(
             tools, inits, n["shutdown"], settle=0.1)
@@ -158,14 +208,18 @@ def _run(args, inits, tools, started):
         "duration_s": time.monotonic() - started,
         "machine": env.machine(),
         "versions": {i.name: i.version for i in inits},
-        "inits": {i.name: {"argv": i.argv, "translate": i.translate} for i in inits},
+        "inits": {i.name: {"argv": i.argv, "translate": i.translate, "role": i.role}
+                  for i in fwd_inits},
         "counts": n,
         "pythonpath": args.pythonpath,
         "initd_source": _sources(args, inits),
         "counts_text": (f"start-up {n['startup']} runs, USR1 {n['usr1']} and TERM {n['term']} "
-                        f"round trips in {n['blocks']} block(s) of fresh containers, "
+                        f"signals, each after {n['gap'] * 1e3:g} ms of quiet, in "
+                        f"{n['blocks']} block(s) of fresh containers, "
                         f"{n['orphan_rounds']}x2 runs of {n['orphans']} orphans, "
-                        f"memory {n['memory']} runs, shutdown {n['shutdown']} runs per init"),
+                        f"memory {n['memory']} runs, at scale "
+                        f"{', '.join(map(str, n['scale']))} containers side by side, "
+                        f"shutdown {n['shutdown']} runs per init"),
     }
     md = report.markdown(meta, s, ts, names, compare)
 

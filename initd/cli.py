@@ -9,10 +9,9 @@ import os
 import _signal as signal  # the C module: signal.py's enums cost ~7 ms per start
 import sys
 
-from initd import __version__, config, log, signals
+from initd import __version__, config, log, signals, values
 from initd.errors import InitdError
-
-DEFAULT_ORPHAN_GRACE = 2.0
+from initd.settings import Settings
 
 USAGE = """\
 usage: initd [OPTIONS] --role NAME        run a role of roles.json
@@ -110,33 +109,6 @@ FLAG_ENVIRONMENT = {
 }
 
 
-class Settings:
-    """What the command line and environment asked for, before validation."""
-
-    def __init__(self):
-        self.action = "run"          # run, check, help, version
-        self.role = None
-        self.roles = None
-        self.maps = []               # raw "SRC:DST" strings
-        self.stop_timeout = None
-        self.orphan_grace = None
-        self.fqdn = None
-        self.process_group = None
-        self.verbose = 0
-        self.command = []
-        self.origin = {}             # field -> the option or variable it came from, for errors
-        # Also what tini and dumb-init offer (compat.py parses their command lines):
-        self.personality = "initd"   # or tini, dumb-init: whose command line this was
-        self.subreaper = None        # None: register when not PID 1
-        self.pdeathsig = None        # raw signal for initd itself when its parent dies
-        self.exit_zero = []          # raw exit codes reported as 0
-        self.warn_on_reap = None
-        self.setsid = None           # the app in a session of its own
-        self.job_control = None      # stop ourselves after passing on TSTP/TTIN/TTOU
-        self.exec_error = None       # exit code when the command cannot be run (None: 127/126)
-        self.install_dir = None      # install-compat DIR
-
-
 def parse_args(argv, environ):
     s = Settings()
     i = 0
@@ -206,8 +178,11 @@ def _apply_environment(s, environ):
                 setattr(s, attr, value)
                 s.origin[attr] = var
     if not s.verbose and environ.get("INITD_VERBOSE"):
-        v = environ["INITD_VERBOSE"]
-        s.verbose = int(v) if v.isdigit() else int(_env_flag(environ, "INITD_VERBOSE"))
+        v = environ["INITD_VERBOSE"].strip()
+        if v.isascii() and v.isdigit():  # not "²", which isdigit() accepts and int() refuses
+            s.verbose = values.whole(v, 0, 9)
+        else:
+            s.verbose = int(_env_flag(environ, "INITD_VERBOSE"))
 
 
 def _env_flag(environ, var):
@@ -219,137 +194,16 @@ def _env_flag(environ, var):
     raise InitdError(f"{var}: expected 1 or 0 (true or false), got \"{environ[var]}\"")
 
 
-def _seconds(s, attr, default):
-    raw = getattr(s, attr)
-    if raw is None:
-        return None if default is None else default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not (0 <= value < float("inf")):
-        raise InitdError(f"{s.origin[attr]}: expected a number of seconds >= 0, got \"{raw}\"")
-    return value
-
-
-def _parent_death_signal(s):
-    if s.pdeathsig is None:
-        return 0
-    try:
-        return signals.parse(s.pdeathsig)
-    except ValueError as e:
-        raise InitdError(f"{s.origin['pdeathsig']}: {e}")
-
-
-def _exit_codes(s):
-    codes = set()
-    for raw in s.exit_zero:
-        if not raw.strip().isdigit() or int(raw) > 255:
-            raise InitdError(f"{s.origin['exit_zero']}: expected an exit code 0-255, got \"{raw}\"")
-        codes.add(int(raw))
-    return frozenset(codes)
-
-
-def _signal_overrides(s):
-    result = {}
-    for entry in s.maps:
-        try:
-            src, dst = signals.parse_map_entry(entry)
-        except ValueError as e:
-            raise InitdError(f"{s.origin['maps']}: {e}")
-        result[src] = dst
-    return result
-
-
-def resolve_role(s):
-    """The Role to run: from roles.json or the command line, with overrides."""
-    if s.command and s.role and s.origin.get("role") == "--role":
-        raise InitdError("give --role NAME or a command after --, not both")
-    if s.command:
-        role = config.Role(name=os.path.basename(s.command[0]), argv=tuple(s.command))
-    elif s.role:
-        path = s.roles or config.DEFAULT_ROLES
-        role = config.parse_role(config.load(path), s.role, path)
-    else:
-        raise InitdError("nothing to run: give --role NAME or -- COMMAND (see initd --help)")
-    changes = {}
-    overrides = _signal_overrides(s)
-    if overrides:
-        changes["signals"] = {**role.signals, **overrides}
-    if s.setsid:
-        # The app's group is then orphaned (its parent, the shim, is in
-        # another session) and the kernel discards TSTP, TTIN and TTOU sent to
-        # an orphaned group that does not catch them: deliver STOP instead,
-        # as dumb-init does, unless they are mapped.
-        stops = dict.fromkeys(signals.JOB_CONTROL, signal.SIGSTOP)
-        changes["signals"] = {**stops, **changes.get("signals", role.signals)}
-    timeout = _seconds(s, "stop_timeout", None)
-    if timeout is not None:
-        changes["stop_timeout"] = timeout
-    if s.fqdn:
-        changes["fqdn"] = s.fqdn
-    if s.process_group is not None:
-        changes["process_group"] = s.process_group
-    return role._replace(**changes)
-
-
-def _where(role, key):
-    """How to name a role setting in an error: the file and key, or the option."""
-    if role.source == "command line":
-        return {"fqdn": "--fqdn", "user": "--user", "workdir": "workdir"}.get(key, key)
-    return f"{role.source}: {role.name}.{key}"
-
-
-def resolve_account(role):
-    if role.user is None:
-        return None
-    from initd import spawn
-    try:
-        return spawn.resolve_user(role.user)
-    except ValueError as e:
-        raise InitdError(f"{_where(role, 'user')}: {e}")
-
-
-def resolve_fqdn(role, fqdn_origin):
-    if not role.fqdn:
-        return None
-    from initd import fqdn
-    where = fqdn_origin or _where(role, "fqdn")
-    try:
-        name = fqdn.resolve(role.fqdn, os.uname().nodename)
-    except ValueError as e:
-        raise InitdError(f"{where}: {e}")
-    if not os.path.exists(fqdn.library_path()):
-        raise InitdError(f"{fqdn.library_path()}: missing; reinstall initd with `pip install .` "
-                         "so that its C parts are built", exit_code=126)
-    return name
-
-
-def resolve_workdir(role, caller_cwd):
-    if role.workdir:
-        if not os.path.isdir(role.workdir):
-            raise InitdError(f"{_where(role, 'workdir')}: {role.workdir} is not a directory")
-        return role.workdir
-    if role.source != "command line" and os.path.isdir(config.DEFAULT_WORKDIR):
-        return config.DEFAULT_WORKDIR
-    return caller_cwd if role.source == "command line" else "/"
-
-
 def check(s):
     """`initd check`: validate and print the plan of one role or all."""
+    from initd import plan as plans
     path = s.roles or config.DEFAULT_ROLES
     data = config.load(path)
     names = [s.role] if s.role else config.role_names(data)
     for name in names:
         s.role, s.command = name, []
-        role = resolve_role(s)
-        account = resolve_account(role)
-        user_text = account and (f"{role.user} (uid {account.uid}, gid {account.gid}, groups "
-                                 f"{','.join(map(str, account.groups))}, HOME {account.home})")
-        fqdn_name = resolve_fqdn(role, s.origin.get("fqdn"))
-        fqdn_text = fqdn_name and f"{role.fqdn} (here: {fqdn_name})"
-        lines = config.describe(role, user_text, fqdn_text)
-        print("\n".join(lines))
+        plan = plans.build(s, os.environ, "/", checking=True)
+        print("\n".join(plans.describe(plan)))
     print(f"{path}: ok ({len(names)} role{'s' if len(names) != 1 else ''} checked)")
     return 0
 
@@ -375,93 +229,70 @@ def set_title(title):
 
 
 def run(s):
-    role = resolve_role(s)
-    orphan_grace = _seconds(s, "orphan_grace", DEFAULT_ORPHAN_GRACE)
-    exit_zero = _exit_codes(s)
-    parent_death_signal = _parent_death_signal(s)
-    account = resolve_account(role)
-    fqdn_name = resolve_fqdn(role, s.origin.get("fqdn"))
-    caller_cwd = os.getcwd()
-    workdir = resolve_workdir(role, caller_cwd)
-
-    from initd import spawn
-    env = spawn.app_env(os.environ, role.env, account)
-    if fqdn_name:
-        from initd import fqdn
-        env = fqdn.preload_env(env, fqdn_name)
-
+    from initd import plan as plans
+    try:
+        cwd = os.getcwd()
+    except FileNotFoundError:
+        # Started in a deleted directory: the app runs from / instead.
+        log.warning("the current directory has been deleted; running the app from /")
+        cwd = "/"
+    plan = plans.build(s, os.environ, cwd)
     os.chdir("/")  # pin no mount point
-    if os.getpid() != 1 and s.subreaper is False:
-        # As tini without -s: orphans go past us to the real init.
-        fix = ("to fix it, use -s or set TINI_SUBREAPER, or run as PID 1"
-               if s.personality == "tini" else f"as asked by {s.origin.get('subreaper')}")
-        (log.warning if s.personality == "tini" else log.info)(
-            f"not PID 1 and not a child subreaper: orphans will not be re-parented to "
-            f"initd, so it cannot reap them; {fix}")
-    elif os.getpid() != 1:
-        # Orphans of the app are re-parented to us, not to the real init, so
-        # we can reap them and sweep them at the end.
-        import prctl
-        prctl.set_child_subreaper(True)
-        log.info(f"not PID 1 (pid {os.getpid()}): registered as a child subreaper, "
-                 "so orphans are reaped here")
-    if parent_death_signal:
+    _register_reaping(plan, s)
+    if plan.pdeathsig:
         # tini -p: our parent (a supervisor outside the container, unshare)
         # going away tells us so; a stop signal then stops the app gracefully.
+        _prctl("set_pdeathsig", plan.pdeathsig)
+    set_title(f"initd: {plan.name}")
+
+    from initd import loop
+    return loop.run(plan)
+
+
+def _register_reaping(plan, s):
+    if os.getpid() == 1:
+        return
+    if not plan.subreaper:
+        # As tini without -s: orphans go past us to the real init.
+        fix = ("to fix it, use -s or set TINI_SUBREAPER, or run as PID 1"
+               if plan.personality == "tini" else f"as asked by {s.origin.get('subreaper')}")
+        (log.warning if plan.personality == "tini" else log.info)(
+            f"not PID 1 and not a child subreaper: orphans will not be re-parented to "
+            f"initd, so it cannot reap them; {fix}")
+        return
+    # Orphans of the app are re-parented to us, not to the real init, so we
+    # can reap them and sweep them at the end.
+    _prctl("set_child_subreaper", True)
+    log.info(f"not PID 1 (pid {os.getpid()}): registered as a child subreaper, "
+             "so orphans are reaped here")
+
+
+def _prctl(call, value):
+    """A prctl(2) at set-up; a failure is one line and exit 2, not a traceback."""
+    try:
         import prctl
-        prctl.set_pdeathsig(parent_death_signal)
-    set_title(f"initd: {role.name}")
-
-    stop = role.signals.get(signal.SIGTERM, signal.SIGTERM)
-    shim_pid, app_pid = spawn.start(
-        role.argv, f"ppidshim: {role.name}", env, workdir, account,
-        group=role.process_group, pdeathsig=stop, setsid=bool(s.setsid),
-        exec_error=s.exec_error)
-    log.info(f"started {role.name} (pid {app_pid}) under ppidshim (pid {shim_pid}): "
-             f"{' '.join(role.argv)}")
-
-    from initd.loop import Init
-    return Init(role.name, shim_pid, app_pid, role.signals, role.stop_timeout,
-                orphan_grace, role.process_group, exit_zero=exit_zero,
-                warn_on_reap=bool(s.warn_on_reap), job_control=bool(s.job_control)).run()
+        getattr(prctl, call)(value)
+    except ImportError as e:
+        raise InitdError(f"python-prctl is not importable ({e}); reinstall initd with pip")
+    except (OSError, ValueError) as e:
+        raise InitdError(f"prctl {call}({value}): {e}")
 
 
-COMPAT_NAMES = ("tini", "dumb-init")
-
-
-def install_compat(directory):
-    """`initd install-compat DIR`: DIR/tini and DIR/dumb-init become symlinks
-    to the initd program, which then answers to those names (compat.py), so an
-    image keeps its ENTRYPOINT. An old symlink is replaced, a file never."""
-    import shutil
-    target = shutil.which("initd")
-    if not target:
-        # Not on PATH: the program we were started as, unless that is
-        # `python -m initd`, which no symlink can stand for.
-        argv0 = os.path.realpath(sys.argv[0])
-        if os.path.basename(argv0) == "__main__.py" or not os.access(argv0, os.X_OK):
-            raise InitdError("no initd program to link to: install initd with pip, which puts "
-                             "`initd` on PATH, then run `initd install-compat DIR`")
-        target = argv0
-    target = os.path.abspath(target)
-    if not os.path.isdir(directory):
-        raise InitdError(f"{directory}: not a directory")
-    links = [os.path.join(directory, name) for name in COMPAT_NAMES]
-    for link in links:
-        if os.path.lexists(link) and not os.path.islink(link):
-            raise InitdError(f"{link}: exists and is not a symlink; not replacing it "
-                             "(remove it first if initd should take its place)")
-    for link in links:
-        current = os.readlink(link) if os.path.islink(link) else None
-        if current == target:
-            print(f"{link} -> {target} (already there)")
-            continue
-        # A new link renamed over the old one: never a moment without either.
-        temporary = f"{link}.initd-{os.getpid()}"
-        os.symlink(target, temporary)
-        os.replace(temporary, link)
-        print(f"{link} -> {target}" + (f" (was -> {current})" if current else ""))
-    return 0
+def _standard_fds():
+    """Started with 0, 1 or 2 closed (`initd ... <&-`), the first file initd
+    opens would take that number and the app would inherit it as its stdin or
+    stdout. Fill the gaps with /dev/null first; the app keeps what was open."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            try:
+                null = os.open("/dev/null", os.O_RDWR)
+            except OSError:
+                return  # no /dev/null: nothing better to do
+            if null != fd:
+                os.dup2(null, fd, inheritable=True)
+                os.close(null)
 
 
 def main(argv=None):
@@ -471,6 +302,7 @@ def main(argv=None):
     # unblocked signal with the default action is simply discarded) and no
     # Python handler ever runs.
     signal.pthread_sigmask(signal.SIG_BLOCK, signals.WAITED)
+    _standard_fds()
     try:
         from initd import compat
         who = compat.personality(sys.argv[0], os.environ)  # the name we run under
@@ -487,11 +319,15 @@ def main(argv=None):
         if s.action == "check":
             return check(s)
         if s.action == "install-compat":
+            from initd.install_compat import install_compat
             return install_compat(s.install_dir)
         code = run(s)
     except InitdError as e:
         log.error(str(e))
         return e.exit_code
+    except Exception as e:  # noqa: BLE001 - PID 1 shows no traceback, even for its own bug
+        log.error(f"cannot start: {type(e).__name__}: {e} (a bug in initd; please report it)")
+        return 2
     # Everything is reaped and our lines are written (unbuffered): skip the
     # interpreter's finalization (module teardown, GC), which only adds
     # milliseconds to every container stop.

@@ -18,7 +18,7 @@ import os
 import sys
 
 from initd import __version__, signals
-from initd.cli import Settings
+from initd.settings import Settings
 from initd.errors import InitdError
 
 TINI_VERSION = "0.19.0"

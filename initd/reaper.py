@@ -1,4 +1,6 @@
-"""Drains waitpid and turns wait statuses into exit codes."""
+"""Drains waitpid and turns wait statuses into exit codes. The only place in
+initd that collects a child's status: a second waitpid elsewhere would steal
+statuses (see STYLE.md on subprocess)."""
 import os
 
 
@@ -9,16 +11,13 @@ def exit_code(status):
     return 128 - code if code < 0 else code
 
 
-def reap_all(watched, on_other=None):
-    """Reap every child that has exited; never blocks.
+def reap_all():
+    """[(pid, exit code), ...] for every child that has exited; never blocks.
 
     Called after every wake-up, SIGCHLD or not: SIGCHLDs coalesce, so one
-    signal may stand for many exits. Returns ({pid: exit code} for the pids in
-    `watched`, how many others were reaped); on_other(pid, exit code) is
-    called for each of the others (tini -w).
+    signal may stand for many exits.
     """
-    found = {}
-    others = 0
+    reaped = []
     while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
@@ -28,10 +27,19 @@ def reap_all(watched, on_other=None):
             continue
         if pid == 0:
             break  # children exist, none has exited
-        if pid in watched:
-            found[pid] = exit_code(status)
-        else:
-            others += 1
-            if on_other:
-                on_other(pid, exit_code(status))
-    return found, others
+        reaped.append((pid, exit_code(status)))
+    return reaped
+
+
+def is_child(pid):
+    """Whether pid is our child, alive or exited, WITHOUT collecting its
+    status (WNOWAIT): the next reap_all still reports how it ended. A
+    waitpid(pid, WNOHANG) here would consume the status of a child that
+    exited a moment ago, and its exit code would be lost."""
+    try:
+        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        return True
+    except ChildProcessError:
+        return False
+    except InterruptedError:
+        return True  # it is ours (ECHILD would have said otherwise)

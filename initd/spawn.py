@@ -55,44 +55,34 @@ def shim_path():
     return path
 
 
-def app_env(base, role_env, account=None):
-    """The app's environment: ours, then the account's, then the role's."""
-    env = dict(base)
-    if account:
-        env["HOME"] = account.home
-        if account.name:
-            env["USER"] = env["LOGNAME"] = account.name
-    env.update(role_env)
-    return env
-
-
-def start(argv, title, env, workdir, account=None, group=False, pdeathsig=0,
-          setsid=False, exec_error=None):
-    """Fork+exec the ppidshim running argv. Returns (shim pid, app pid).
+def start(plan):
+    """Fork+exec the ppidshim running the plan's app. Returns (shim pid, app pid).
 
     The app pid is None when the shim could not start it; the shim's exit
     status then says why. Every signal stays blocked in the shim (inherited
     from us) until it waits for them, so none sent during start-up is lost.
-    setsid: the app leads a session of its own, with our terminal as its
-    controlling tty (dumb-init); exec_error: the exit code when argv cannot
-    be run (dumb-init's 2; default 127 not found, 126 otherwise).
     """
     shim = shim_path()
-    mode = ["setsid" if setsid else "pgrp"]
-    if exec_error is not None:
-        mode.append(f"exec-error={int(exec_error)}")
-    if setsid:
+    mode = ["setsid" if plan.setsid else "pgrp"]
+    if plan.exec_error is not None:
+        mode.append(f"exec-error={int(plan.exec_error)}")
+    if plan.setsid:
         _release_terminal()
     # Opened while we are still root: the app's user may not be allowed to
     # reach initd's install directory (a 0700 home, a root-only venv), but
     # executing an open file needs only its own x bit (execveat, fexecve(3)).
     shim_fd = os.open(shim, os.O_RDONLY | os.O_CLOEXEC)
     report_r, report_w = os.pipe()
-    shim_argv = [title, str(report_w), "1" if group else "0", str(pdeathsig), ",".join(mode),
-                 "--", *argv]
-    pid = os.fork()
+    shim_argv = [f"ppidshim: {plan.name}", str(report_w), "1" if plan.to_group else "0",
+                 str(plan.stop_signal or 0), ",".join(mode), "--", *plan.argv]
+    try:
+        pid = os.fork()
+    except OSError as e:
+        for fd in (shim_fd, report_r, report_w):
+            os.close(fd)
+        raise InitdError(f"cannot start {plan.argv[0]}: fork: {e.strerror}", exit_code=126)
     if pid == 0:
-        _exec_shim(shim, shim_fd, shim_argv, env, workdir, account, report_w)
+        _exec_shim(shim, shim_fd, shim_argv, plan.env, plan.workdir, plan.account, report_w)
     os.close(shim_fd)
     os.close(report_w)
     try:
@@ -108,6 +98,52 @@ def start(argv, title, env, workdir, account=None, group=False, pdeathsig=0,
         os.close(report_r)
     app_pid = int(data) if data.strip().isdigit() else None
     return pid, app_pid
+
+
+def child(argv, env, workdir="/", account=None, stdout=None, stderr=None):
+    """Fork+exec anything that is not the app (a health probe, a hook)
+    directly under initd, in a process group of its own (pgid == pid, so
+    killpg(pid, SIGKILL) takes its grandchildren too), with an empty signal
+    mask, default dispositions, stdin on /dev/null, stdout/stderr on the
+    given fds (None: initd's own) and every other fd closed. Its status
+    comes only through the loop's reaper. Raises OSError when fork fails."""
+    pid = os.fork()
+    if pid != 0:
+        try:
+            os.setpgid(pid, pid)  # also from here: a killpg before the child ran must not miss
+        except OSError:
+            pass  # it already exec'd, or died: its own setpgid stands
+        return pid
+    try:
+        os.setpgid(0, 0)
+        _clean_signals()
+        null = os.open("/dev/null", os.O_RDONLY)
+        os.dup2(null, 0)
+        if stdout is not None:
+            os.dup2(stdout, 1)
+        if stderr is not None:
+            os.dup2(stderr, 2)
+        os.chdir(workdir)
+        if account:
+            os.setgroups(list(account.groups))
+            os.setgid(account.gid)
+            os.setuid(account.uid)
+        os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+        os.execvpe(argv[0], list(argv), env)
+    except FileNotFoundError as e:
+        _die(f"cannot run {argv[0]}: {e.strerror}", 127)
+    except BaseException as e:  # noqa: B036 - this process must end here
+        _die(f"cannot run {argv[0]}: {getattr(e, 'strerror', None) or e}", 126)
+    finally:
+        os._exit(126)
+
+
+def _clean_signals():
+    """In a forked child: default dispositions (SIG_IGN survives exec, and
+    Python ignores PIPE and XFSZ) and an empty mask (initd blocks them all)."""
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
 
 def _release_terminal():

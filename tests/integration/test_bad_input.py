@@ -1,5 +1,6 @@
 """Bad input: one line naming the file and key, exit 2, no traceback, nothing started."""
 import json
+import os
 
 import pytest
 
@@ -55,7 +56,7 @@ def test_unknown_signal(tmp_path, marker):
 
 def test_wrong_type_and_negative_timeout(tmp_path, marker):
     check_refused(["--roles", roles(tmp_path, marker, stop_timeout=-3), "--role", "web"],
-                  marker, "web.stop_timeout: expected a number of seconds >= 0, got -3")
+                  marker, 'web.stop_timeout: expected a duration such as 5, 0.5, "500ms", "30s" or "2m" >= 0, got -3')
 
 
 def test_missing_user(tmp_path, marker):
@@ -75,7 +76,7 @@ def test_bad_command_line_map(marker):
 
 def test_bad_env_timeout(marker):
     check_refused(["--", "touch", str(marker)], marker,
-                  'INITD_STOP_TIMEOUT: expected a number of seconds >= 0, got "soon"',
+                  'INITD_STOP_TIMEOUT: expected a duration such as 5, 0.5, "500ms", "30s" or "2m", got "soon"',
                   env={"INITD_STOP_TIMEOUT": "soon"})
 
 
@@ -98,4 +99,40 @@ def test_check_prints_plan(tmp_path, marker):
 
 def test_check_fails_on_bad_file(tmp_path, marker):
     check_refused(["check", "--roles", roles(tmp_path, marker, stop_timeout="x")], marker,
-                  "web.stop_timeout: expected a number of seconds, got a string")
+                  'web.stop_timeout: expected a duration such as 5, 0.5, "500ms", "30s" or "2m", got "x"')
+
+
+def test_fqdn_the_preload_cannot_carry_is_one_line(tmp_path, marker):
+    """initd installed under a path with a space: LD_PRELOAD cannot carry
+    the library's path. Once a ValueError escaped as a traceback."""
+    import shutil
+    from helpers import REPO
+    home = tmp_path / "with space"
+    shutil.copytree(os.path.join(REPO, "initd"), home / "initd")
+    code, out, err = run_initd(["--fqdn", "app.example.com", "--", "touch", str(marker)],
+                               env={"PYTHONPATH": str(home)}, cwd=str(tmp_path))
+    assert code == 2 and "Traceback" not in err, err
+    assert err.startswith("initd: ERROR --fqdn: library path") and err.count("\n") == 1, err
+    assert str(home) in err and not marker.exists()
+
+
+def test_prctl_failure_is_one_line(tmp_path, marker):
+    """A prctl that fails at set-up (here a python-prctl whose call raises, as
+    under a seccomp filter that denies it) is one line and exit 2, not a
+    traceback, and nothing is started."""
+    from helpers import REPO
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    (fake / "prctl.py").write_text(
+        "def set_child_subreaper(on):\n    raise OSError(1, 'Operation not permitted')\n"
+        "def set_pdeathsig(sig):\n    raise OSError(1, 'Operation not permitted')\n")
+    code, out, err = run_initd(["--", "touch", str(marker)], mode="subreaper",
+                               env={"PYTHONPATH": f"{REPO}:{fake}"}, cwd=str(tmp_path))
+    assert code == 2 and "Traceback" not in err, err
+    assert err.strip() == ("initd: ERROR prctl set_child_subreaper(True): "
+                           "[Errno 1] Operation not permitted")
+    assert not marker.exists()
+    code, out, err = run_initd(["--parent-death-signal", "TERM", "--", "touch", str(marker)],
+                               env={"PYTHONPATH": f"{REPO}:{fake}"}, cwd=str(tmp_path))
+    assert code == 2 and err.strip().startswith("initd: ERROR prctl set_pdeathsig(15)"), err
+    assert not marker.exists()

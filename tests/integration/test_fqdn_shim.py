@@ -9,7 +9,6 @@ and every byte of the buffer, so "behaves like glibc" is a string comparison.
 The last group shows what the library cannot reach; each of those tests
 asserts the real short name comes back there (docs/fqdn.md, "Limits").
 """
-import ast
 import errno
 import json
 import os
@@ -51,21 +50,10 @@ def needs(tool):
 
 # --- building ---------------------------------------------------------------
 
-def _setup_py_build_spec():
-    """CFLAGS and the library's sources and flags, read from setup.py (not
-    copied here, so the tests build exactly what the package ships)."""
-    with open(os.path.join(REPO, "setup.py")) as f:
-        tree = ast.parse(f.read())
-    values = {}
-    for node in tree.body:
-        if (isinstance(node, ast.Assign) and len(node.targets) == 1
-                and isinstance(node.targets[0], ast.Name)
-                and node.targets[0].id in ("CFLAGS", "TARGETS")):
-            values[node.targets[0].id] = ast.literal_eval(node.value)
-    for name, sources, extra in values["TARGETS"]:
-        if name == "libinitd_fqdn.so":
-            return values["CFLAGS"], sources, extra
-    raise AssertionError("setup.py has no libinitd_fqdn.so target")
+def make(*args, timeout=120):
+    """shim/Makefile, the one definition of the C build (setup.py runs it too)."""
+    return subprocess.run(["make", "-s", "-C", SHIM, *args], capture_output=True, text=True,
+                          timeout=timeout)
 
 
 def compile_c(args, timeout=120):
@@ -75,18 +63,15 @@ def compile_c(args, timeout=120):
 
 @pytest.fixture(scope="session")
 def library():
-    """The installed library (fqdn.library_path(), what initd preloads),
-    compiled like setup.py does when missing or older than its sources."""
+    """The installed library (fqdn.library_path(), what initd preloads).
+
+    The tests never write into the source tree: when the library is missing
+    or older than its sources (by the Makefile's own rules, `make -q`), they
+    fail and say how to rebuild it."""
     path = fqdn.library_path()
-    cflags, sources, extra = _setup_py_build_spec()
-    deps = [os.path.join(SHIM, s) for s in sources] + [
-        os.path.join(SHIM, n) for n in os.listdir(SHIM) if n.endswith(".h")]
-    newest = max(os.path.getmtime(d) for d in deps)
-    if not os.path.exists(path) or os.path.getmtime(path) < newest:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}.{os.getpid()}.tmp"
-        compile_c(cflags + ["-o", tmp] + [os.path.join(SHIM, s) for s in sources] + extra)
-        os.replace(tmp, path)  # atomic: a running program keeps the old file
+    r = make("-q", f"OUT={os.path.dirname(path)}", path)
+    assert r.returncode == 0, (f"{path} is missing or older than shim/: rebuild it with "
+                               "`python setup.py build_py` (or `pip install .`)")
     return path
 
 

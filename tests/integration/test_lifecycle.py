@@ -132,3 +132,21 @@ def test_shim_death_stops_the_app_gracefully(initd, mode):
     proc.expect("got SIGQUIT")
     assert proc.wait() == 5
     assert any("ppidshim died unexpectedly" in line for line in proc.drain("err"))
+
+
+def test_app_exiting_as_its_shim_dies_keeps_its_own_code():
+    """Regression (issue 9): the adoption check once consumed the app's status
+    with waitpid(app, WNOHANG) when the app exited between the drain and that
+    call, and initd reported the shim's 137 instead. The app kills its shim
+    and exits at once, 60 times, to make that window likely (Python, not sh:
+    its start-up leaves the shim time to report the app's pid first)."""
+    app_code = "import os; os.kill(os.getppid(), 9); os._exit(7)"
+    script = ('for i in $(seq 1 60); do '
+              f'"{os.sys.executable}" -m initd --map TERM:none -- '
+              f'"{os.sys.executable}" -S -c "{app_code}" 2>/dev/null; echo "$?"; done')
+    proc = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "--kill-child",
+                           "sh", "-c", script], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": os.path.dirname(APPS)[:-len("/tests")]})
+    codes = proc.stdout.split()
+    assert len(codes) == 60, proc.stderr
+    assert set(codes) == {"7"}, codes

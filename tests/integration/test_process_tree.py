@@ -98,9 +98,9 @@ def test_string_command_execs_so_the_app_is_pid3(tmp_path):
     roles = tmp_path / "roles.json"
     roles.write_text(json.dumps({
         "web": f"GREETING='hello there' {sys.executable} -c \"{probe}\"",
-        "compound": f"true && {sys.executable} -c \"import os; print(os.getppid())\""}))
+        "compound": f"true | {sys.executable} -c \"import os; print(os.getppid())\""}))
     assert run_initd(["--roles", str(roles), "--role", "web"])[1] == "3 2 hello there\n"
-    # A compound line keeps the shell (PID 3) as the app's parent.
+    # A pipeline keeps the shell (PID 3) as the app's parent (see test_procfile*.py).
     assert run_initd(["--roles", str(roles), "--role", "compound"])[1] == "3\n"
 
 

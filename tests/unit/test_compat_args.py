@@ -4,7 +4,7 @@ import signal
 
 import pytest
 
-from initd import cli, compat
+from initd import cli, compat, plan
 from initd.errors import InitdError
 
 
@@ -183,7 +183,7 @@ def test_dumb_init_rewrite(argv, maps):
 
 def test_dumb_init_rewrite_maps_parse_as_initd_maps():
     s = dumb("-r", "10:12", "-r", "1:0", "app")
-    assert cli._signal_overrides(s) == {signal.SIGUSR1: signal.SIGUSR2, signal.SIGHUP: 0}
+    assert plan._signal_overrides(s) == {signal.SIGUSR1: signal.SIGUSR2, signal.SIGHUP: 0}
 
 
 @pytest.mark.parametrize("argv", [["-v", "app"], ["--verbose", "app"], ["--verb", "app"]])
@@ -242,14 +242,14 @@ def test_dumb_init_environment(env, setsid, verbose):
 # -- the resolved role: setsid turns TSTP/TTIN/TTOU into STOP -----------------------
 
 def test_setsid_delivers_job_control_signals_as_stop():
-    role = cli.resolve_role(dumb("app"))
+    role = plan._role(dumb("app"))
     for sig in (signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU):
         assert role.signals[sig] == signal.SIGSTOP
     assert role.process_group is True
 
 
 def test_setsid_stop_default_yields_to_a_rewrite():
-    role = cli.resolve_role(dumb("-r", "20:10", "app"))
+    role = plan._role(dumb("-r", "20:10", "app"))
     assert role.signals[signal.SIGTSTP] == signal.SIGUSR1
     assert role.signals[signal.SIGTTIN] == signal.SIGSTOP
 
@@ -257,7 +257,7 @@ def test_setsid_stop_default_yields_to_a_rewrite():
 @pytest.mark.parametrize("s", [dumb("-c", "app"), dumb("app", env={"DUMB_INIT_SETSID": "0"}),
                                tini("app"), cli.parse_args(["app"], {})])
 def test_no_setsid_no_stop_rewrite(s):
-    assert signal.SIGTSTP not in cli.resolve_role(s).signals
+    assert signal.SIGTSTP not in plan._role(s).signals
 
 
 # -- plain initd: the same under readable names -----------------------------------
@@ -305,19 +305,19 @@ def test_initd_flag_variable_must_be_a_flag():
 ])
 def test_initd_bad_exit_code(argv, message):
     with pytest.raises(InitdError, match=message):
-        cli._exit_codes(cli.parse_args(argv + ["app"], {}))
+        plan._exit_codes(cli.parse_args(argv + ["app"], {}))
 
 
 def test_initd_bad_parent_death_signal():
     s = cli.parse_args(["app"], {"INITD_PARENT_DEATH_SIGNAL": "TREM"})
     with pytest.raises(InitdError, match='INITD_PARENT_DEATH_SIGNAL: unknown signal "TREM" '
                                          r'\(try TERM\)'):
-        cli._parent_death_signal(s)
+        plan._parent_death_signal(s)
 
 
 def test_parent_death_signal_from_tini_spelling():
-    assert cli._parent_death_signal(tini("-p", "SIGKILL", "app")) == signal.SIGKILL
-    assert cli._parent_death_signal(tini("app")) == 0
+    assert plan._parent_death_signal(tini("-p", "SIGKILL", "app")) == signal.SIGKILL
+    assert plan._parent_death_signal(tini("app")) == 0
 
 
 def test_install_compat_command_line():

@@ -51,7 +51,7 @@ def test_exit_code_of_signal_death_is_128_plus_n(sig):
     assert reaper.exit_code(sig | 0x80) == 128 + sig   # with a core dump
 
 
-def test_reap_all_reports_watched_and_counts_others():
+def test_reap_all_reports_every_exited_child():
     watched = os.fork()
     if watched == 0:
         os._exit(7)
@@ -61,5 +61,17 @@ def test_reap_all_reports_watched_and_counts_others():
     # Wait until both are zombies without reaping them.
     os.waitid(os.P_PID, watched, os.WEXITED | os.WNOWAIT)
     os.waitid(os.P_PID, other, os.WEXITED | os.WNOWAIT)
-    found, others = reaper.reap_all({watched})
-    assert found == {watched: 7} and others == 1
+    assert sorted(reaper.reap_all()) == sorted([(watched, 7), (other, 0)])
+    assert reaper.reap_all() == []
+
+
+def test_is_child_does_not_consume_the_status():
+    """Regression: the adoption check once used waitpid(app, WNOHANG), which
+    collected an app that had exited a moment before, and its exit code was lost."""
+    pid = os.fork()
+    if pid == 0:
+        os._exit(42)
+    os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+    assert reaper.is_child(pid) and reaper.is_child(pid)
+    assert reaper.reap_all() == [(pid, 42)]
+    assert not reaper.is_child(pid) and not reaper.is_child(1)

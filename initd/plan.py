@@ -1,0 +1,237 @@
+"""Settings (command line, INITD_* variables, tini/dumb-init personalities)
+and the role -> one frozen, validated Plan: everything the runtime needs,
+decided here once. Raises only InitdError.
+
+Every signal rule lives here: how a received signal is translated
+(`signal_map`), which delivered signal stops the app (`stop_signal`), and
+whether it reaches the app or its process group (`to_group`). The driver and
+the ppidshim only carry them out.
+"""
+import os
+import _signal as signal  # the C module: signal.py's enums cost ~7 ms per start
+
+from initd import config, signals, values
+from initd.errors import InitdError
+from initd.record import record
+
+DEFAULT_ORPHAN_GRACE = 2.0
+
+Plan = record("Plan", [
+    "name",           # the role's name (the command's basename with --)
+    "source",         # the roles file, or "command line"
+    "personality",    # initd, tini or dumb-init: whose command line this was
+    "argv",           # what to exec (a string role is already /bin/sh -c ...)
+    "env",            # the app's whole environment, preload included
+    "workdir",
+    "account",        # spawn.Account, or None: unchanged
+    "signal_map",     # received -> delivered (signals.DROP: nothing); absent: as is
+    "stop_signal",    # delivered to stop the app (TERM translated); None when TERM is dropped
+    "to_group",       # deliver to the app's process group, not the app alone
+    "stop_timeout",   # seconds from the stop signal to SIGKILL
+    "orphan_grace",   # seconds leftovers get between SIGTERM and SIGKILL
+    "exit_zero",      # app exit codes reported as 0 (tini -e)
+    "job_control",    # stop initd after passing on TSTP/TTIN/TTOU (dumb-init)
+    "exec_error",     # exit code when argv cannot be run; None: 127/126
+    "setsid",         # the app leads a session of its own (dumb-init)
+    "subreaper",      # when not PID 1: register as child subreaper
+    "pdeathsig",      # initd's own parent-death signal (tini -p); 0: none
+    "warn_on_reap",   # a warning per orphan reaped (tini -w)
+    "fqdn",           # the resolved hostname the app sees, or None
+    "role",           # the config.Role it came from
+])
+
+
+def build(s, environ, cwd, checking=False):
+    """The Plan for Settings s. cwd is the directory initd was started in;
+    checking: for `initd check`, which may run where the image's workdir
+    does not exist."""
+    role = _role(s)
+    account = _account(role)
+    fqdn_name = _fqdn(role, s.origin.get("fqdn"))
+    env = _app_env(environ, role.env, account)
+    if fqdn_name:
+        from initd import fqdn
+        try:
+            env = fqdn.preload_env(env, fqdn_name)
+        except ValueError as e:
+            raise InitdError(f"{s.origin.get('fqdn') or _where(role, 'fqdn')}: {e}")
+    stop = role.signals.get(signal.SIGTERM, signal.SIGTERM)
+    return Plan(
+        name=role.name,
+        source=role.source,
+        personality=s.personality,
+        argv=role.argv,
+        env=env,
+        workdir=_workdir(role, cwd, checking),
+        account=account,
+        signal_map=role.signals,
+        stop_signal=None if stop == signals.DROP else stop,
+        to_group=role.process_group,
+        stop_timeout=role.stop_timeout,
+        orphan_grace=_seconds(s, "orphan_grace", DEFAULT_ORPHAN_GRACE),
+        exit_zero=_exit_codes(s),
+        job_control=bool(s.job_control),
+        exec_error=s.exec_error,
+        setsid=bool(s.setsid),
+        subreaper=s.subreaper is not False,
+        pdeathsig=_parent_death_signal(s),
+        warn_on_reap=bool(s.warn_on_reap),
+        fqdn=fqdn_name,
+        role=role,
+    )
+
+
+def _role(s):
+    """The Role to run: from roles.json or the command line, with overrides."""
+    if s.command and s.role and s.origin.get("role") == "--role":
+        raise InitdError("give --role NAME or a command after --, not both")
+    if s.command:
+        role = config.Role(name=os.path.basename(s.command[0]) or "app", argv=tuple(s.command))
+    elif s.role:
+        path = s.roles or config.DEFAULT_ROLES
+        role = config.parse_role(config.load(path), s.role, path)
+    else:
+        raise InitdError("nothing to run: give --role NAME or -- COMMAND (see initd --help)")
+    changes = {}
+    overrides = _signal_overrides(s)
+    if overrides:
+        changes["signals"] = {**role.signals, **overrides}
+    if s.setsid:
+        # The app's group is then orphaned (its parent, the shim, is in
+        # another session) and the kernel discards TSTP, TTIN and TTOU sent to
+        # an orphaned group that does not catch them: deliver STOP instead,
+        # as dumb-init does, unless they are mapped.
+        stops = dict.fromkeys(signals.JOB_CONTROL, signal.SIGSTOP)
+        changes["signals"] = {**stops, **changes.get("signals", role.signals)}
+    timeout = _seconds(s, "stop_timeout", None)
+    if timeout is not None:
+        changes["stop_timeout"] = timeout
+    if s.fqdn:
+        changes["fqdn"] = s.fqdn
+    if s.process_group is not None:
+        changes["process_group"] = s.process_group
+    return role._replace(**changes)
+
+
+def _seconds(s, attr, default):
+    raw = getattr(s, attr)
+    if raw is None:
+        return default
+    try:
+        return values.duration(raw)
+    except ValueError as e:
+        raise InitdError(f"{s.origin[attr]}: {e}")
+
+
+def _parent_death_signal(s):
+    if s.pdeathsig is None:
+        return 0
+    try:
+        return signals.parse(s.pdeathsig)
+    except ValueError as e:
+        raise InitdError(f"{s.origin['pdeathsig']}: {e}")
+
+
+def _exit_codes(s):
+    codes = set()
+    for raw in s.exit_zero:
+        try:
+            codes.add(values.whole(raw, 0, 255, "an exit code"))
+        except ValueError as e:
+            raise InitdError(f"{s.origin['exit_zero']}: {e}")
+    return frozenset(codes)
+
+
+def _signal_overrides(s):
+    result = {}
+    for entry in s.maps:
+        try:
+            src, dst = signals.parse_map_entry(entry)
+        except ValueError as e:
+            raise InitdError(f"{s.origin['maps']}: {e}")
+        result[src] = dst
+    return result
+
+
+def _where(role, key):
+    """How to name a role setting in an error: the file and key, or the option."""
+    if role.source == "command line":
+        return {"fqdn": "--fqdn", "user": "--user", "workdir": "workdir"}.get(key, key)
+    return f"{role.source}: {role.name}.{key}"
+
+
+def _account(role):
+    if role.user is None:
+        return None
+    from initd import spawn
+    try:
+        return spawn.resolve_user(role.user)
+    except ValueError as e:
+        raise InitdError(f"{_where(role, 'user')}: {e}")
+
+
+def _fqdn(role, fqdn_origin):
+    if not role.fqdn:
+        return None
+    from initd import fqdn
+    where = fqdn_origin or _where(role, "fqdn")
+    try:
+        name = fqdn.resolve(role.fqdn, os.uname().nodename)
+    except ValueError as e:
+        raise InitdError(f"{where}: {e}")
+    if not os.path.exists(fqdn.library_path()):
+        raise InitdError(f"{fqdn.library_path()}: missing; reinstall initd with `pip install .` "
+                         "so that its C parts are built", exit_code=126)
+    return name
+
+
+def _workdir(role, cwd, checking=False):
+    if role.workdir:
+        if not checking and not os.path.isdir(role.workdir):
+            raise InitdError(f"{_where(role, 'workdir')}: {role.workdir} is not a directory")
+        return role.workdir
+    if role.source != "command line" and checking:
+        return f"{config.DEFAULT_WORKDIR} (when it exists, else /)"
+    if role.source != "command line" and os.path.isdir(config.DEFAULT_WORKDIR):
+        return config.DEFAULT_WORKDIR
+    return cwd if role.source == "command line" else "/"
+
+
+def _app_env(base, role_env, account=None):
+    """The app's environment: ours, then the account's, then the role's."""
+    env = dict(base)
+    if account:
+        env["HOME"] = account.home
+        if account.name:
+            env["USER"] = env["LOGNAME"] = account.name
+    env.update(role_env)
+    return env
+
+
+def describe(plan):
+    """The plan as lines, for `initd check`."""
+    import shlex
+    role = plan.role
+    mapping = ", ".join(f"{signals.name(s)} -> {signals.name(d)}"
+                        for s, d in sorted(plan.signal_map.items())) or "none (every signal delivered as is)"
+    account = plan.account
+    user_text = (f"{role.user} (uid {account.uid}, gid {account.gid}, groups "
+                 f"{','.join(map(str, account.groups))}, HOME {account.home})"
+                 if account else "unchanged")
+    stop = signals.name(plan.stop_signal) if plan.stop_signal else "nothing (TERM is dropped: no stop timer)"
+    lines = [
+        f"{plan.name}:",
+        f"  command: {shlex.join(plan.argv)}",
+        f"  signals: {mapping}",
+        f"  stop signal: {stop}",
+        f"  stop_timeout: {plan.stop_timeout:g}s (then SIGKILL to the app's process group)",
+        f"  orphan_grace: {plan.orphan_grace:g}s (leftovers: SIGTERM, then SIGKILL)",
+        "  deliver to: " + ("the app's process group" if plan.to_group else "the app"),
+        f"  workdir: {plan.workdir}",
+        f"  user: {user_text}",
+    ]
+    if role.env:
+        lines.append("  env: " + " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(role.env.items())))
+    if plan.fqdn:
+        lines.append(f"  fqdn: {role.fqdn} (here: {plan.fqdn})")
+    return lines

@@ -1,0 +1,32 @@
+"""What the command line and environment asked for, before validation.
+
+Filled by cli.parse_args (initd's own grammar) or compat.parse (tini's and
+dumb-init's), then turned into a Plan by plan.build; nothing else reads it.
+"""
+
+
+class Settings:
+    """What the command line and environment asked for, before validation."""
+
+    def __init__(self):
+        self.action = "run"          # run, check, help, version
+        self.role = None
+        self.roles = None
+        self.maps = []               # raw "SRC:DST" strings
+        self.stop_timeout = None
+        self.orphan_grace = None
+        self.fqdn = None
+        self.process_group = None
+        self.verbose = 0
+        self.command = []
+        self.origin = {}             # field -> the option or variable it came from, for errors
+        # Also what tini and dumb-init offer (compat.py parses their command lines):
+        self.personality = "initd"   # or tini, dumb-init: whose command line this was
+        self.subreaper = None        # None: register when not PID 1
+        self.pdeathsig = None        # raw signal for initd itself when its parent dies
+        self.exit_zero = []          # raw exit codes reported as 0
+        self.warn_on_reap = None
+        self.setsid = None           # the app in a session of its own
+        self.job_control = None      # stop ourselves after passing on TSTP/TTIN/TTOU
+        self.exec_error = None       # exit code when the command cannot be run (None: 127/126)
+        self.install_dir = None      # install-compat DIR

@@ -1,0 +1,42 @@
+"""signalfd(2): blocked signals read from a descriptor, so the loop can wait
+for signals and sockets in one poll(). The stdlib has no signalfd; libc's is
+called through ctypes (about 1 ms to import, once).
+
+The signals must stay blocked (cli blocks them first thing); signalfd then
+dequeues them as sigwaitinfo would. Standard signals coalesce while pending,
+as the kernel defines; real-time ones queue.
+"""
+import os
+import sys
+
+SFD_NONBLOCK = os.O_NONBLOCK
+SFD_CLOEXEC = os.O_CLOEXEC
+INFO_SIZE = 128          # struct signalfd_siginfo
+READ_AT_ONCE = 64        # signals per read(); the rest wait for the next wake
+
+
+def open_signalfd(signums):
+    """A non-blocking, close-on-exec signalfd for these signals."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    mask = 0
+    for signum in signums:
+        mask |= 1 << (signum - 1)
+    sigset = ctypes.create_string_buffer(mask.to_bytes(128, sys.byteorder), 128)  # sigset_t
+    fd = libc.signalfd(-1, sigset, SFD_NONBLOCK | SFD_CLOEXEC)
+    if fd < 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"signalfd: {os.strerror(errno)}")
+    return fd
+
+
+def read_signals(fd):
+    """[(signum, sender pid), ...] pending now; [] when none."""
+    try:
+        data = os.read(fd, INFO_SIZE * READ_AT_ONCE)
+    except (BlockingIOError, InterruptedError):
+        return []
+    order = sys.byteorder
+    # ssi_signo is the first uint32, ssi_pid the fourth (signalfd(2)).
+    return [(int.from_bytes(data[i:i + 4], order), int.from_bytes(data[i + 12:i + 16], order))
+            for i in range(0, len(data) - INFO_SIZE + 1, INFO_SIZE)]
