@@ -18,9 +18,9 @@ per wake and at most MAX_OPEN are open at once (more are closed at once).
 The socket file is mode 0600 in a directory of mode 0700 owned by initd's
 user, created without following symlinks (see open_listener).
 """
-import errno
 import json
 import os
+import select
 import socket
 import stat
 
@@ -33,7 +33,6 @@ MAX_RESPONSE = 1 << 20  # a snapshot is a few KiB; anything this big is a bug
 MAX_ACCEPT = 8         # accepted per wake
 MAX_OPEN = 32          # open connections at once
 DEADLINE = 2.0         # seconds a connection may live
-WRITE_RETRY = 0.02     # a reply the socket buffer could not take is retried this often
 
 
 def default_path(environ, euid=None):
@@ -143,14 +142,14 @@ def open_listener(path):
 
 
 class _Conn:
-    __slots__ = ("sock", "deadline", "inbuf", "outbuf", "retry")
+    __slots__ = ("sock", "deadline", "inbuf", "outbuf", "writing")
 
     def __init__(self, sock, deadline):
         self.sock = sock
         self.deadline = deadline
         self.inbuf = b""
         self.outbuf = None   # bytes once the answer is ready
-        self.retry = None    # when to try writing the rest again
+        self.writing = False  # watched for POLLOUT
 
 
 class StreamServer:
@@ -222,22 +221,20 @@ class StreamServer:
             # EOF also ends a request: `printf status | nc -U` need not send \n.
             try:
                 answer = self.answer(c.inbuf, now)
-            except Exception as e:  # PID 1 never crashes on a client
+            except Exception as e:  # noqa: BLE001 - PID 1 never crashes on a client
                 log.warning(f"{self.name}: cannot answer: {e!r}")
                 answer = self.failed()
             self._reply(fd, c, answer, now)
 
-    def next_deadline(self):
+    def next_deadline(self, now=None):
         if not self.conns:
             return None
-        return min(c.retry if c.retry is not None else c.deadline for c in self.conns.values())
+        return min(c.deadline for c in self.conns.values())
 
     def on_tick(self, now):
         for fd, c in list(self.conns.items()):
             if now >= c.deadline:
                 self._drop(fd)  # never spoke, never read, or too slow
-            elif c.retry is not None and now >= c.retry:
-                self._send(fd, c, now)
 
     # -- internals --
     def _reply(self, fd, c, data, now):
@@ -256,21 +253,26 @@ class StreamServer:
             self._drop(fd)  # the peer left (EPIPE, ECONNRESET)
             return
         c.outbuf = c.outbuf[sent:]
-        if c.outbuf:
-            # The loop's watch is for reading; a reply the socket buffer
-            # cannot take at once (a peer that does not read) is retried
-            # on a short timer until the connection's deadline.
-            c.retry = min(now + WRITE_RETRY, c.deadline)
-        else:
+        if not c.outbuf:
             self._drop(fd)
+        elif not c.writing:
+            # The socket buffer is full (a peer that does not read): wait
+            # for room, until the connection's deadline.
+            c.writing = True
+            self.loop.watch(fd, self.on_writable, select.POLLOUT)
+
+    def on_writable(self, fd, revents, now):
+        c = self.conns.get(fd)
+        if c is not None and c.outbuf is not None:
+            self._send(fd, c, now)
 
     def _drop(self, fd):
         c = self.conns.pop(fd, None)
         if c is None:
             return
-        if c.outbuf is None and self.loop is not None:
+        if (c.outbuf is None or c.writing) and self.loop is not None:
             self.loop.unwatch(fd)
-        else:
+        if c.outbuf is not None:
             # Unread input makes close() reset the connection (unix(7) and
             # TCP alike), and the peer would lose our answer: read what is
             # already there, bounded, first.

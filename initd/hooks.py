@@ -144,7 +144,7 @@ class Hooks:
         try:
             pid = self.spawn(list(argv), env=env, workdir=self.workdir, account=self.account,
                              stdout=self.stdout, stderr=self.stderr)
-        except Exception as e:  # a hook never takes PID 1 down
+        except Exception as e:  # noqa: BLE001 - a hook never takes PID 1 down
             log.warning(f"hook {event}: cannot start {argv[0]}: {e}")
             return None
         self.running[pid] = [event, now + self.hookset.timeout, False]
@@ -184,7 +184,7 @@ class Hooks:
         except PermissionError as e:
             log.warning(f"hook {entry[0]}: cannot kill pid {pid}: {e.strerror}")
 
-    def next_deadline(self):
+    def next_deadline(self, now=None):
         pending = [e[1] for e in self.running.values() if not e[2]]
         return min(pending) if pending else None
 

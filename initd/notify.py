@@ -163,7 +163,7 @@ class Watchdog:
         if self.deadline is not None:
             self.deadline = now + seconds
 
-    def next_deadline(self):
+    def next_deadline(self, now=None):
         return self.deadline
 
     def on_tick(self, now):

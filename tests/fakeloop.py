@@ -18,9 +18,9 @@ class FakeLoop:
     def now(self):
         return time.monotonic()
 
-    def watch(self, fd, on_ready):
+    def watch(self, fd, on_ready, events=select.POLLIN):
         self.handlers[fd] = on_ready
-        self.poller.register(fd, select.POLLIN)
+        self.poller.register(fd, events)
 
     def unwatch(self, fd):
         if self.handlers.pop(fd, None) is not None:
@@ -33,7 +33,7 @@ class FakeLoop:
         self.components.append(component)
 
     def once(self, limit=0.05):
-        deadlines = [d for d in (c.next_deadline() for c in self.components) if d is not None]
+        deadlines = [d for d in (c.next_deadline(self.now()) for c in self.components) if d is not None]
         timeout = limit
         if deadlines:
             timeout = max(0.0, min(limit, min(deadlines) - self.now()))
@@ -53,7 +53,7 @@ class FakeLoop:
     def _call(self, fn, *args):
         try:
             fn(*args)
-        except Exception as e:  # recorded so a test can fail on it
+        except Exception as e:  # noqa: BLE001 - recorded so a test can fail on it
             self.errors.append(e)
 
     def run_until(self, predicate, timeout=5.0):
@@ -87,7 +87,7 @@ def spawn_child(argv, env=None, workdir="/", account=None, stdout=None, stderr=N
             os.execvpe(argv[0], argv, env or {})
         except FileNotFoundError:
             os._exit(127)
-        except BaseException:
+        except BaseException:  # noqa: BLE001 - the child must end here
             os._exit(126)
     try:
         os.setpgid(pid, pid)  # no race with killpg right after

@@ -1,6 +1,5 @@
 """Hooks run for real (environment, failures, a hook that hangs), and the
 metrics HTTP server over real TCP, its output checked by promtool."""
-import json
 import os
 import shutil
 import signal
@@ -10,7 +9,7 @@ import time
 
 import pytest
 
-from fakeloop import FakeLoop, spawn_child
+from fakeloop import FakeLoop
 from initd import hooks, metrics
 from serverthread import Running
 
@@ -19,7 +18,7 @@ from test_control import SNAPSHOT
 
 def make_hooks(loop, commands, timeout=5.0):
     hookset = hooks.parse_hooks(dict(commands, timeout=timeout))
-    h = hooks.Hooks(hookset, "web", loop, {"PATH": os.environ["PATH"]}, spawn=spawn_child)
+    h = hooks.Hooks(hookset, "web", loop, {"PATH": os.environ["PATH"]})  # the real spawn.child
     loop.add(h)
     return h
 
