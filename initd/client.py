@@ -104,8 +104,9 @@ def _counts(mapping):
 def summary(s):
     """The human view of a status snapshot."""
     revision = f" (revision {s['revision']})" if s.get("revision") else ""
-    lines = [f"role {s.get('role')}{revision}: {s.get('state')}"
-             f"{', ready' if s.get('ready') else ', not ready'}"]
+    state = s.get("state")
+    readiness = "" if state == "ready" else (", ready" if s.get("ready") else ", not ready")
+    lines = [f"role {s.get('role')}{revision}: {state}{readiness}"]
     pids = s.get("pids") or {}
     lines.append("  pids      " + ", ".join(f"{k} {v}" for k, v in pids.items() if v is not None))
     lines.append(f"  uptime    {_span(s.get('uptime'))}")

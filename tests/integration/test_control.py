@@ -94,7 +94,7 @@ def test_client_exit_codes(served, capsys):
     assert json.loads(capsys.readouterr().out)["state"] == "draining"
     assert client.main(["status"], {"INITD_CONTROL": path}) == 0
     out = capsys.readouterr().out
-    assert "role web (revision abc123): draining" in out and "last exit 137" in out
+    assert "role web (revision abc123): draining, not ready" in out and "last exit 137" in out
     assert client.main(["status", "--bogus"], env) == 2
     assert client.main(["frobnicate"], env) == 2
 
