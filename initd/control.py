@@ -297,6 +297,26 @@ class ControlServer(StreamServer):
     def open(cls, path, status, deadline=DEADLINE):
         return cls(open_listener(path), status, path, deadline)
 
+    @classmethod
+    def from_settings(cls, flag, environ, status, disabled=False):
+        """The server cli asks for: None with --no-control; an InitdError
+        when a path given by --control or INITD_CONTROL cannot be used; and
+        only a warning when the default cannot (a read-only /run, another
+        initd on the same host's /run in a test, a user namespace where
+        /run/initd belongs to nobody): a missing socket must not stop an
+        app that ran fine before the control socket existed."""
+        if disabled:
+            return None
+        chosen = flag or environ.get("INITD_CONTROL")
+        path = path_from(environ, flag)
+        try:
+            return cls.open(path, status)
+        except InitdError as e:
+            if chosen:
+                raise
+            log.warning(f"{e}; running without a control socket")
+            return None
+
     def close(self):
         super().close()
         if self.path:

@@ -245,3 +245,34 @@ def test_default_paths():
     assert control.default_path({"XDG_RUNTIME_DIR": "rel"}, 1000) == "/tmp/initd-1000/initd.sock"
     assert control.path_from({"INITD_CONTROL": "/x.sock"}) == "/x.sock"
     assert control.path_from({"INITD_CONTROL": "/x.sock"}, "/y.sock") == "/y.sock"
+
+
+def test_from_settings(tmp_path, capfd):
+    assert control.ControlServer.from_settings(None, {}, dict, disabled=True) is None
+    path = str(tmp_path / "run" / "initd.sock")
+    server = control.ControlServer.from_settings(None, {"INITD_CONTROL": path}, dict)
+    try:
+        assert server.path == path
+        with pytest.raises(InitdError, match="another initd"):   # chosen: fatal
+            control.ControlServer.from_settings(path, {}, dict)
+        # The default unusable (here: taken, as by a second initd sharing
+        # the host's /run): a warning, and no socket.
+        euid = os.geteuid()
+        default = control.default_path({}, euid)
+        if euid != 0:
+            pytest.skip("needs root for the default path")
+        taken = None
+        if not os.path.exists(default):
+            taken = control.ControlServer.open(default, dict)
+        try:
+            assert control.ControlServer.from_settings(None, {}, dict) is None
+            assert "running without a control socket" in capfd.readouterr().err
+        finally:
+            if taken:
+                taken.close()
+                try:
+                    os.rmdir(os.path.dirname(default))  # ours, if now empty
+                except OSError:
+                    pass
+    finally:
+        server.close()
