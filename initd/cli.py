@@ -18,6 +18,11 @@ usage: initd [OPTIONS] --role NAME        run a role of roles.json
        initd [OPTIONS] -- COMMAND [ARG...]  run a command
        initd check [--roles PATH] [--role NAME]
                                           validate roles.json, print the plan
+       initd health [--ready] [--control PATH]
+                                          ask a running initd: exit 0 when
+                                          alive (--ready: ready for traffic)
+       initd status [--json] [--control PATH]
+                                          ask a running initd what it runs
        initd install-compat DIR           make DIR/tini and DIR/dumb-init
                                           symlinks to initd (see below)
 
@@ -63,6 +68,12 @@ options (each also read from the environment variable shown):
                        its group (dumb-init -c)         INITD_SINGLE_CHILD=1
   --job-control        after passing on TSTP, TTIN or TTOU, stop initd too;
                        SIGCONT continues it (dumb-init) INITD_JOB_CONTROL=1
+  --control PATH       the control socket for `initd health` and `initd status`
+                       (default /run/initd/initd.sock as root)  INITD_CONTROL
+  --no-control         no control socket
+  --metrics ADDR       serve Prometheus metrics on HOST:PORT     INITD_METRICS
+  --exit-delay SECS    after everything is gone, wait this long before
+                       exiting (log shippers read the last lines) INITD_EXIT_DELAY
   -v, --verbose        say what happens (twice: debug)       INITD_VERBOSE=1|2
   --version            print the version
   -h, --help           this help
@@ -80,6 +91,9 @@ VALUE_OPTIONS = {
     "--stop-timeout": ("stop_timeout", "INITD_STOP_TIMEOUT"),
     "--orphan-grace": ("orphan_grace", "INITD_ORPHAN_GRACE"),
     "--fqdn": ("fqdn", "INITD_FQDN"),
+    "--control": ("control", "INITD_CONTROL"),
+    "--metrics": ("metrics", "INITD_METRICS"),
+    "--exit-delay": ("exit_delay", "INITD_EXIT_DELAY"),
     "--parent-death-signal": ("pdeathsig", "INITD_PARENT_DEATH_SIGNAL"),
     "--exit-zero": ("exit_zero", "INITD_EXIT_ZERO"),
 }
@@ -97,6 +111,7 @@ FLAG_OPTIONS = {
     "--no-setsid": {"setsid": False},
     "--single-child": {"setsid": False, "process_group": False},
     "--job-control": {"job_control": True},
+    "--no-control": {"no_control": True},
 }
 # Their environment variables: 1 acts as the first option, 0 as the second.
 FLAG_ENVIRONMENT = {
@@ -283,6 +298,14 @@ def _prctl(call, value):
         raise InitdError(f"prctl {call}({value}): {e}")
 
 
+def _personality_is_initd():
+    try:
+        from initd import compat
+        return compat.personality(sys.argv[0], os.environ) == "initd"
+    except InitdError:
+        return False
+
+
 def _standard_fds():
     """Started with 0, 1 or 2 closed (`initd ... <&-`), the first file initd
     opens would take that number and the app would inherit it as its stdin or
@@ -302,6 +325,11 @@ def _standard_fds():
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("health", "status") and _personality_is_initd():
+        # A client of a running initd (docker exec, HEALTHCHECK, an exec
+        # probe): no signal handling of its own, so Ctrl-C works.
+        from initd import client
+        return client.main(argv, os.environ)
     # First of all, block every signal we handle: from here on each one waits
     # in the kernel until the loop takes it, so none is lost (as PID 1, an
     # unblocked signal with the default action is simply discarded) and no

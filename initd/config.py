@@ -18,7 +18,8 @@ DEFAULT_WORKDIR = "/app"
 
 ROLE_KEYS = ("command", "signals", "stop_timeout", "env", "workdir", "user",
              "process_group", "fqdn", "no_new_privs",
-             "health", "on_unhealthy", "restart", "backoff", "give_up")
+             "health", "on_unhealthy", "restart", "backoff", "give_up",
+             "notify", "watchdog", "drain", "exit_delay", "metrics", "hooks")
 
 # A roles file is a few hundred bytes; a cap keeps a mistaken path
 # (/dev/zero, a log file) from filling PID 1's memory.
@@ -52,8 +53,9 @@ Role = record("Role", [
     "on_unhealthy",   # none, restart or exit
     "restart",        # restart.RestartSpec (policy, backoff, give-up)
     "command_text",   # the command as written, when a string (for procfile warnings)
+    "control",        # hooks.ControlKeys: notify, watchdog, drain, exit_delay, metrics, hooks
 ], defaults=[{}, DEFAULT_STOP_TIMEOUT, {}, None, None, False, None, False, "command line",
-             None, "none", None, None])
+             None, "none", None, None, None])
 
 
 class _Where:
@@ -218,9 +220,14 @@ def parse_role(data, name, path):
 def _supervision(entry, name, path):
     """The health check and restart keys (health_config.py validates them;
     its messages already name the key)."""
-    from initd import health_config  # only roles that get this far pay for it
+    from initd import health_config, hooks  # only roles that get this far pay for it
+    try:
+        keys = hooks.parse_keys(entry)
+    except ValueError as e:
+        raise InitdError(f"{path}: {name}.{e}")
     try:
         return {
+            "control": keys,
             "health": health_config.parse_health(entry.get("health"), f"{name}.health"),
             "on_unhealthy": health_config.parse_on_unhealthy(entry.get("on_unhealthy"),
                                                              f"{name}.on_unhealthy"),

@@ -314,7 +314,10 @@ class ControlServer(StreamServer):
         except InitdError as e:
             if chosen:
                 raise
-            log.warning(f"{e}; running without a control socket")
+            # Noteworthy in a container (PID 1); not in a shell, a test or a
+            # second initd sharing the host's /run, where the default is taken.
+            (log.warning if os.getpid() == 1 else log.info)(
+                f"{e}; running without a control socket")
             return None
 
     def close(self):

@@ -5,6 +5,9 @@ carries out the actions, so every history (the shim dying first, a second
 TERM, the stop timeout running out) replays in a unit test with a fake clock.
 
     RUNNING     the app runs; signals are translated and delivered
+    DRAINING    a stop signal came and the role has `drain`: initd reports
+                not-ready at once and the app keeps serving for the drain
+                time; then its stop signal (a second stop signal: at once)
     STOPPING    a stop signal (TERM, INT) was delivered, or the health check
                 asked for a restart or an exit: the app has stop_timeout
                 seconds (`then` says what follows: exit or restart)
@@ -14,6 +17,8 @@ TERM, the stop timeout running out) replays in a unit test with a fake clock.
                 a delay; a stop signal now ends the run at once
     SWEEPING    the app is gone for good: every leftover process gets SIGTERM,
                 then after orphan_grace SIGKILL, until none is left
+    LINGERING   all gone; initd waits exit_delay (log shippers read the last
+                lines); a stop signal cuts it short
     DONE        initd exits with exit_code()
 
 status() names STOPPING/KILLING on the way to a restart "restarting".
@@ -25,8 +30,8 @@ import _signal as signal  # the C module: signal.py's enums cost ~7 ms per start
 
 from initd import signals
 
-RUNNING, STOPPING, KILLING, BACKOFF, SWEEPING, DONE = (
-    "running", "stopping", "killing", "backoff", "sweeping", "done")
+RUNNING, DRAINING, STOPPING, KILLING, BACKOFF, SWEEPING, LINGERING, DONE = (
+    "running", "draining", "stopping", "killing", "backoff", "sweeping", "lingering", "done")
 
 DELIVER, KILL_APP, KILL_SHIM, SWEEP, SUSPEND, START, LOG = (
     "deliver", "kill-app", "kill-shim", "sweep", "suspend", "start", "log")
@@ -47,7 +52,7 @@ KILL_WAIT = 5.0
 class Lifecycle:
     def __init__(self, name, signal_map, stop_timeout, orphan_grace, exit_zero=frozenset(),
                  job_control=False, app_pid=None, chatty=False, rescan=None,
-                 restart_policy=None, on_unhealthy="none"):
+                 restart_policy=None, on_unhealthy="none", drain=0.0, linger=0.0):
         self.name = name
         self.signal_map = signal_map
         self.stop_timeout = stop_timeout
@@ -66,6 +71,9 @@ class Lifecycle:
         self.sweep_signal = None    # SWEEPING: the last signal sent to the leftovers
         self.policy = restart_policy  # restart.RestartPolicy, or None: exit with the app
         self.on_unhealthy_action = on_unhealthy
+        self.drain = drain          # seconds of not-ready serving before the stop signal
+        self.linger = linger        # seconds to wait after everything is gone
+        self.drained = None         # DRAINING: the stop signal to deliver after it
         self.then = EXIT            # STOPPING/KILLING: what follows the app's exit
         self.exit_override = None   # the container's code when not the app's (69)
         self.restarts = []          # (reason, exit code) of every restart, for status
@@ -92,6 +100,14 @@ class Lifecycle:
                 actions.append((LOG, INFO, f"{signals.name(signum)} from pid {sender} dropped: "
                                 f"{self.name} is not running (backoff)"))
             return actions
+        if self.state == LINGERING:
+            if signum in signals.STOP:
+                self.state, self.deadline = DONE, None  # LINGERING -> DONE, cut short
+            return actions
+        if self.state == DRAINING and signum in signals.STOP and delivered != signals.DROP:
+            # DRAINING -> STOPPING: a second stop signal skips the rest of the drain
+            return [(LOG, INFO, f"{signals.name(signum)} while draining: stopping {self.name} "
+                     "now"), *self._stop_now(self.drained, now)]
         if self.state in (SWEEPING, DONE):
             if self.chatty:
                 actions.append((LOG, INFO, f"{signals.name(signum)} from pid {sender} ignored: "
@@ -106,7 +122,14 @@ class Lifecycle:
                 text = (f"received {signals.name(signum)} from pid {sender}; "
                         f"delivering {signals.name(delivered)}")
             actions.append((LOG, INFO, text))
-        if delivered != signals.DROP:
+        if (delivered != signals.DROP and signum in signals.STOP and self.state == RUNNING
+                and self.drain > 0):
+            # RUNNING -> DRAINING: not ready at once; the stop signal waits
+            self.state, self.drained = DRAINING, delivered
+            self.deadline = now + self.drain
+            actions.append((LOG, INFO, f"draining {self.name} for {self.drain:g}s, then "
+                            f"{signals.name(delivered)}"))
+        elif delivered != signals.DROP:
             actions.append((DELIVER, delivered))
             if signum in signals.STOP and self.then == RESTART:
                 # A stop during a restart's stop phase is not lost: the app
@@ -125,6 +148,21 @@ class Lifecycle:
         if self.job_control and signum in signals.JOB_CONTROL:
             actions.append((SUSPEND,))
         return actions
+
+    def _stop_now(self, stop, now):
+        # DRAINING -> STOPPING
+        self.state, self.stop_sent = STOPPING, stop
+        self.deadline = now + self.stop_timeout
+        return [(DELIVER, stop), (LOG, INFO, f"stopping {self.name}: it has "
+                 f"{self.stop_timeout:g}s to exit after {signals.name(stop)}")]
+
+    def extend_stop(self, until):
+        """EXTEND_TIMEOUT_USEC from the app while it stops: the stop timer
+        runs to `until` if that is later."""
+        if self.state == STOPPING and self.deadline is not None and until > self.deadline:
+            self.deadline = until
+            return True
+        return False
 
     def on_shim_exit(self, code, app_is_child, now):
         """The ppidshim was reaped. app_is_child: the app was re-parented to
@@ -147,7 +185,7 @@ class Lifecycle:
         self.code = code
         self.deadline = None
         actions = []
-        stopping = self.state in (STOPPING, KILLING)
+        stopping = self.state in (DRAINING, STOPPING, KILLING)
         if self.policy is not None and (not stopping or self.then == RESTART):
             forced = stopping  # a restart the health check asked for
             decision = self.policy.exited(now, code, forced=forced)
@@ -200,8 +238,7 @@ class Lifecycle:
         if self.state != SWEEPING:
             return []
         if not left and left is not None:
-            self.state, self.deadline = DONE, None  # SWEEPING -> DONE
-            return []
+            return self._finish(now, [])
         many = "the processes left" if left is None else \
             f"{left} leftover process{'es' if left != 1 else ''}"
         if self.sweep_signal is None:
@@ -217,8 +254,19 @@ class Lifecycle:
             self.deadline = now + KILL_WAIT
             return [(LOG, WARNING, f"{many} still running {self.orphan_grace:g}s after SIGTERM; "
                      "sending SIGKILL"), (SWEEP, signal.SIGKILL)]
-        self.state, self.deadline = DONE, None  # SWEEPING -> DONE, with survivors named
-        return [(LOG, WARNING, f"{many} survived SIGKILL for {KILL_WAIT:g}s; exiting anyway")]
+        # SWEEPING -> DONE, with survivors named
+        return self._finish(now, [(LOG, WARNING, f"{many} survived SIGKILL for {KILL_WAIT:g}s; "
+                                   "exiting anyway")])
+
+    def _finish(self, now, actions):
+        if self.linger > 0:
+            # SWEEPING -> LINGERING
+            self.state, self.deadline = LINGERING, now + self.linger
+            actions.append((LOG, INFO, f"lingering {self.linger:g}s before exiting "
+                            f"(exit_delay)"))
+        else:
+            self.state, self.deadline = DONE, None  # SWEEPING -> DONE
+        return actions
 
     def on_tick(self, now):
         """Deadlines of the stop sequence and of the backoff."""
@@ -227,6 +275,11 @@ class Lifecycle:
         if self.state == BACKOFF:
             self.deadline = None  # BACKOFF -> (START) -> RUNNING, in on_started
             return [(START,)]
+        if self.state == DRAINING:
+            return self._stop_now(self.drained, now)
+        if self.state == LINGERING:
+            self.state, self.deadline = DONE, None  # LINGERING -> DONE
+            return []
         if self.state == STOPPING:
             # STOPPING -> KILLING
             self.state = KILLING
@@ -263,4 +316,4 @@ class Lifecycle:
         """The state as status() names it."""
         if self.state in (STOPPING, KILLING) and self.then == RESTART:
             return "restarting"
-        return {SWEEPING: "exited", DONE: "exited"}.get(self.state, self.state)
+        return {SWEEPING: "exited", LINGERING: "exited", DONE: "exited"}.get(self.state, self.state)

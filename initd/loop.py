@@ -73,7 +73,12 @@ class Loop:
             now = time.monotonic()
             deadline = None
             for component in self.components:
-                d = component.next_deadline(now)
+                try:
+                    d = component.next_deadline(now)
+                except Exception as e:  # noqa: BLE001 - a component's bug must not stop PID 1
+                    log.error(f"internal error in {type(component).__name__}.next_deadline, "
+                              f"carrying on: {type(e).__name__}: {e}")
+                    d = now + 1.0  # look again soon rather than never
                 if d is not None and (deadline is None or d < deadline):
                     deadline = d
             if deadline is None:
@@ -129,6 +134,25 @@ def _guarded(function, *args):
                   f"carrying on: {type(e).__name__}: {e}")
 
 
+def _servers(loop, plan, status):
+    """The control socket (on unless --no-control) and the metrics endpoint
+    (only when asked), open before the app starts: a path or address the user
+    chose that cannot be used is a set-up error, one line and exit 2."""
+    servers = []
+    if not plan.no_control:
+        from initd import control
+        server = control.ControlServer.from_settings(plan.control, os.environ, status)
+        if server is not None:
+            server.start(loop)
+            servers.append(server)
+    if plan.metrics:
+        from initd import metrics
+        server = metrics.MetricsServer.open(plan.metrics, status)
+        server.start(loop)
+        servers.append(server)
+    return servers
+
+
 def run(plan):
     """Start the plan's app and run until it is gone and the leftovers are
     swept; the exit code. The loop exists before the app, so a failure to
@@ -136,7 +160,15 @@ def run(plan):
     from initd.supervisor import Supervisor
     loop = Loop()
     supervisor = Supervisor(loop, plan)
-    loop.run()
+    servers = _servers(loop, plan, supervisor.status)
+    supervisor.begin()
+    try:
+        loop.run()
+    finally:
+        for server in servers:
+            server.close()  # the control socket's file goes with it
+    if supervisor.hooks is not None:
+        supervisor.hooks.kill_all()
     life = supervisor.life
     code = life.exit_code()
     if code != life.code and life.exit_override is None:

@@ -43,6 +43,14 @@ Plan = record("Plan", [
     "use_shim",       # the app under a ppidshim (initd) or initd's own child (tini, dumb-init)
     "child_mask",     # the app's starting signal mask: () or, as tini, what initd inherited
     "child_ignored",  # signals the app starts with ignored (as tini: what initd inherited)
+    "notify",         # a NOTIFY_SOCKET for the app (sd_notify READY=1, STATUS=, WATCHDOG=1)
+    "watchdog",       # seconds between WATCHDOG=1 the app must keep (0: none)
+    "drain",          # seconds of not-ready serving between a stop signal and its delivery
+    "exit_delay",     # seconds to linger after everything is gone
+    "metrics",        # "HOST:PORT" to serve Prometheus metrics on, or None
+    "hooks",          # hooks.HookSet
+    "control",        # the control socket's path from --control/INITD_CONTROL, or None
+    "no_control",     # --no-control
     "role",           # the config.Role it came from
 ])
 
@@ -89,8 +97,26 @@ def build(s, environ, cwd, checking=False):
         use_shim=_use_shim(s, environ),
         child_mask=tuple(sorted(s.inherited_mask)) if s.personality == "tini" else (),
         child_ignored=_inherited_ignored() if s.personality == "tini" else (),
+        **_control(s, role),
         role=role,
     )
+
+
+def _control(s, role):
+    """Readiness, drain, linger, metrics and hooks: the role's keys, with
+    --exit-delay and --metrics (or their variables) winning."""
+    from initd import hooks
+    keys = role.control or hooks.parse_keys({})
+    exit_delay = _seconds(s, "exit_delay", keys.exit_delay)
+    metrics = keys.metrics
+    if s.metrics is not None:
+        try:
+            metrics = hooks.parse_metrics(s.metrics, s.origin["metrics"])
+        except ValueError as e:
+            raise InitdError(str(e))
+    return {"notify": keys.notify, "watchdog": keys.watchdog, "drain": keys.drain,
+            "exit_delay": exit_delay, "metrics": metrics, "hooks": keys.hooks,
+            "control": s.control, "no_control": bool(s.no_control)}
 
 
 def _receiver(role):
@@ -309,4 +335,19 @@ def describe(plan):
             lines.append(f"  env {key}={shlex.quote(role.env[key])} (the role's default)")
     if plan.fqdn:
         lines.append(f"  fqdn: {role.fqdn} (here: {plan.fqdn})")
+    if plan.notify:
+        watchdog = f", watchdog {plan.watchdog:g}s" if plan.watchdog else ""
+        lines.append(f"  notify: NOTIFY_SOCKET for the app (READY=1 makes it ready{watchdog})")
+    if plan.drain:
+        lines.append(f"  drain: {plan.drain:g}s not-ready before the stop signal")
+    if plan.exit_delay:
+        lines.append(f"  exit_delay: {plan.exit_delay:g}s after everything is gone")
+    if plan.metrics:
+        lines.append(f"  metrics: http://{plan.metrics}/metrics")
+    for event, argv in sorted(plan.hooks.commands.items()):
+        lines.append(f"  hook {event}: {shlex.join(argv)} (timeout {plan.hooks.timeout:g}s)")
+    budget = plan.drain + plan.stop_timeout + plan.orphan_grace
+    lines.append(f"  stop budget: {budget:g}s (drain {plan.drain:g} + stop_timeout "
+                 f"{plan.stop_timeout:g} + orphan_grace {plan.orphan_grace:g}); give the "
+                 f"engine's grace (docker stop -t, terminationGracePeriodSeconds) more")
     return lines

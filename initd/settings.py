@@ -30,4 +30,8 @@ class Settings:
         self.job_control = None      # stop ourselves after passing on TSTP/TTIN/TTOU
         self.exec_error = None       # exit code when the command cannot be run (None: 127/126)
         self.install_dir = None      # install-compat DIR
+        self.control = None          # --control PATH for the control socket
+        self.no_control = None       # --no-control
+        self.metrics = None          # --metrics HOST:PORT
+        self.exit_delay = None       # --exit-delay SECS
         self.inherited_mask = ()     # the signal mask initd was started with (tini hands it on)

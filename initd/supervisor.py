@@ -55,23 +55,64 @@ class Supervisor:
                                  # As a subreaper a leftover's exit may reach us
                                  # late; look again now and then while sweeping.
                                  rescan=None if os.getpid() == 1 else 0.1,
-                                 restart_policy=policy, on_unhealthy=on_unhealthy)
+                                 restart_policy=policy, on_unhealthy=on_unhealthy,
+                                 drain=plan.drain, linger=plan.exit_delay)
+        self.policy = policy
+        now = loop.now()
+        self.notify_ready = False   # READY=1 seen (when the role has notify)
+        self.notify_status = None   # the app's last STATUS=
+        self.notify_receiver = None
+        self.watchdog = None
+        if plan.notify:
+            self._open_notify()
         self.health = None
         self.prober = None
         spec = getattr(role, "health", None)
-        now = loop.now()
+        if spec is not None or plan.watchdog:
+            from initd import health
+            self.health = (health.HealthState(spec.retries, spec.start_period, now) if spec
+                           else health.HealthState(1, 0.0, now))  # the watchdog alone
         if spec is not None:
-            from initd import health, probes
-            self.health = health.HealthState(spec.retries, spec.start_period, now)
-            self.prober = probes.Prober(spec, loop, plan.env, plan.workdir, plan.account,
+            from initd import probes
+            self.prober = probes.Prober(spec, loop, self.plan.env, plan.workdir, plan.account,
                                         self.on_probe_result, status=lambda: self.health.state)
             loop.add(self.prober)
+        self.hooks = None
+        if plan.hooks.commands:
+            from initd import hooks
+            self.hooks = hooks.Hooks(plan.hooks, plan.name, loop, self.plan.env, plan.workdir,
+                                     plan.account)
+            loop.add(self.hooks)
+        self.was_ready = False
+        self.exited_fired = False
         loop.on_signal = self.on_signal
         loop.on_orphan = self.on_orphan
         loop.add(self)
+
+    def _open_notify(self):
+        """The sd_notify socket, before the app exists: its address goes into
+        the app's environment as NOTIFY_SOCKET."""
+        from initd import notify
+        address = notify.new_address()
+        env = {**self.plan.env, **notify.app_environ(address, self.plan.watchdog or None)}
+        self.plan = self.plan._replace(env=env)
+        uid = self.plan.account.uid if self.plan.account else os.getuid()
+        try:
+            self.notify_receiver = notify.Receiver(
+                address, notify.family_check(lambda: self.app, lambda: uid), self.on_notify)
+        except OSError as e:
+            raise InitdError(f"cannot open the notify socket: {e.strerror or e}")
+        self.loop.watch(self.notify_receiver.fd, self.notify_receiver.on_ready)
+        if self.plan.watchdog:
+            self.watchdog = notify.Watchdog(self.plan.watchdog, self.on_watchdog_miss)
+            self.loop.add(self.watchdog)
+
+    def begin(self):
+        """Start the app the first time (set-up: failures are InitdError)."""
+        now = self.loop.now()
         self.start(now, first=True)
-        if policy is not None:
-            policy.started(now)
+        if self.policy is not None:
+            self.policy.started(now)
 
     # -- starting ----------------------------------------------------------------
 
@@ -107,10 +148,13 @@ class Supervisor:
                      f"{' '.join(self.plan.argv)}")
         else:
             self.carry_out(self.life.on_started(self.app, now))
-        if self.health is not None:
-            if not first:
-                self.health.restart(now)
+        self.notify_ready = False
+        if self.health is not None and not first:
+            self.health.restart(now)
+        if self.prober is not None:
             self.prober.start(now)
+        if self.watchdog is not None:
+            self.watchdog.arm(now)
 
     # -- events -----------------------------------------------------------------
 
@@ -157,11 +201,51 @@ class Supervisor:
         elif log.wants(log.DEBUG):
             log.debug(f"reaped orphaned process {pid} (exit code {code})")
 
-    def on_probe_result(self, ok, code, detail, output, duration, now):
+    def on_notify(self, event, value, now):
+        """A datagram from the app over NOTIFY_SOCKET (sd_notify(3))."""
+        if event == "ready":
+            if not self.notify_ready:
+                log.info(f"{self.plan.name} says it is ready (READY=1)")
+            self.notify_ready = True
+        elif event == "reloading":
+            self.notify_ready = False  # until the next READY=1, as systemd
+        elif event == "status":
+            self.notify_status = value
+        elif event == "watchdog":
+            if self.watchdog is not None:
+                self.watchdog.ping(now)
+                if self.prober is None and self.health.state != "healthy":
+                    # The watchdog alone: a ping is a passing check.
+                    self.on_probe_result(True, None, "watchdog: WATCHDOG=1", "", 0.0, now,
+                                         probe=False)
+        elif event == "watchdog_usec":
+            if self.watchdog is not None and value:
+                self.watchdog.set_timeout(value, now)
+        elif event == "watchdog_trigger":
+            self.on_watchdog_miss(now)
+        elif event == "extend_timeout":
+            if value and self.life.extend_stop(now + value):
+                log.info(f"{self.plan.name} asked for {value:g}s more to stop "
+                         "(EXTEND_TIMEOUT_USEC)")
+        elif event == "stopping":
+            log.info(f"{self.plan.name} says it is stopping (STOPPING=1)")
+        elif event == "mainpid":
+            log.info(f"{self.plan.name} names its main pid {value} (MAINPID=)")
+
+    def on_watchdog_miss(self, now):
+        """No WATCHDOG=1 in time: a failed health check."""
+        if self.life.state != lc.RUNNING or self.health is None:
+            return
+        timeout = self.watchdog.timeout if self.watchdog else 0
+        self.on_probe_result(False, None, f"watchdog: no WATCHDOG=1 within {timeout:g}s", "",
+                             0.0, now, probe=False)
+
+    def on_probe_result(self, ok, code, detail, output, duration, now, probe=True):
         from initd import health
-        self.counters["probes"] += 1
-        if not ok:
-            self.counters["probe_failures"] += 1
+        if probe:
+            self.counters["probes"] += 1
+            if not ok:
+                self.counters["probe_failures"] += 1
         change = self.health.record(ok, code, detail, output, duration, now)
         if change is None:
             return
@@ -180,10 +264,25 @@ class Supervisor:
         if self.life.state == lc.SWEEPING:
             left = _leftovers()
             self.carry_out(self.life.on_leftovers(None if left == ["all"] else len(left), now))
-        if self.life.done():
+        self._readiness_hooks(now)
+        if self.life.state in (lc.LINGERING, lc.DONE):
             if self.stop_began is not None and self.stop_duration is None:
                 self.stop_duration = now - self.stop_began
+            if self.hooks is not None and not self.exited_fired:
+                # After the sweep, so the sweep's SIGTERM never hits the hook.
+                self.exited_fired = True
+                self.hooks.fire("exited", None, self.life.code, now)
+        if self.life.done() and not (self.hooks is not None and self.hooks.busy()):
+            # A running hook keeps initd only until its own timeout.
             self.loop.running = False
+
+    def _readiness_hooks(self, now):
+        ready = self.ready()
+        if ready != self.was_ready:
+            self.was_ready = ready
+            log.info(f"{self.plan.name} is {'ready' if ready else 'not ready'}")
+            if self.hooks is not None:
+                self.hooks.fire("ready" if ready else "unready", self.app, None, now)
 
     # -- actions ------------------------------------------------------------------
 
@@ -211,10 +310,16 @@ class Supervisor:
                 # the kernel ignores a SIGSTOP we send ourselves, as dumb-init's.
                 _kill(os.getpid(), signal.SIGSTOP)
         if self.life.state != lc.RUNNING:
-            if self.stop_began is None and self.life.state in (lc.STOPPING, lc.SWEEPING):
+            if self.stop_began is None and self.life.state in (lc.DRAINING, lc.STOPPING,
+                                                               lc.SWEEPING):
                 self.stop_began = self.loop.now()
+                if self.hooks is not None and self.life.then == lc.EXIT:
+                    self.hooks.fire("stopping", self.app, None, self.stop_began)
             if self.prober is not None and self.prober.active:
                 self.prober.stop()  # no probes while the app stops or is down
+            if self.watchdog is not None:
+                self.watchdog.disarm()
+            self._readiness_hooks(self.loop.now())  # draining: not ready at once
 
     def deliver(self, signum):
         if self.app is None:
@@ -243,6 +348,20 @@ class Supervisor:
 
     # -- what the control socket and the metrics read -------------------------------
 
+    def ready(self):
+        """May it take traffic: running (not draining, stopping, restarting
+        or in backoff), READY=1 given when the role has notify, and healthy
+        when it has a health check."""
+        if self.life.state != lc.RUNNING or self.app is None:
+            return False
+        if self.plan.notify and not self.notify_ready:
+            return False
+        if self.health is None:
+            return True
+        if self.prober is None:  # the watchdog alone: ready unless it missed
+            return self.health.state != "unhealthy"
+        return self.health.state == "healthy"
+
     def status(self):
         now, wall = self.loop.now(), time.time()
         life = self.life
@@ -254,8 +373,7 @@ class Supervisor:
         alive = self.app is not None and state in ("running", "stopping", "killing", "restarting")
         health_state = self.health.snapshot(now, wall) if self.health else {
             "state": "none", "failing_streak": 0, "last": None}
-        ready = (state == "running" and self.app is not None
-                 and health_state["state"] in ("none", "healthy"))
+        ready = self.ready()
         return {
             "role": self.plan.name,
             "revision": _revision(),
@@ -266,7 +384,8 @@ class Supervisor:
             "started_at": self.wall_started_at,
             "uptime": None if self.started_at is None else now - self.started_at,
             "health": health_state,
-            "notify": None,
+            "notify": ({"ready": self.notify_ready, "status": self.notify_status}
+                       if self.plan.notify else None),
             "restarts": [{"reason": r, "exit_code": c} for r, c in life.restarts[-20:]],
             "restarts_total": restarts_total,
             "last_exit_code": life.code,

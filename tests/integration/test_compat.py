@@ -542,7 +542,7 @@ def test_ctrl_z_in_a_shell_suspends_the_job_and_fg_resumes_it(terminal, how):
     app_pid = int(_fields(term.expect("app ready"))["pid"])
     term.type(b"\x1a")
     assert term.expect("shell:") == f"shell: stopped {int(signal.SIGSTOP)}"
-    assert _state(app_pid) == "T"
+    assert sleep_until(lambda: _state(app_pid) == "T", timeout=5)  # SIGSTOP lands asynchronously
     term.type(b"fg\n")
     term.expect("app got SIGCONT")
     assert term.expect("shell:") == "shell: continued"

@@ -256,7 +256,8 @@ def test_from_settings(tmp_path, capfd):
         with pytest.raises(InitdError, match="another initd"):   # chosen: fatal
             control.ControlServer.from_settings(path, {}, dict)
         # The default unusable (here: taken, as by a second initd sharing
-        # the host's /run): a warning, and no socket.
+        # the host's /run): a line (INFO here, not PID 1; WARNING as PID 1),
+        # and no socket.
         euid = os.geteuid()
         default = control.default_path({}, euid)
         if euid != 0:
@@ -264,10 +265,13 @@ def test_from_settings(tmp_path, capfd):
         taken = None
         if not os.path.exists(default):
             taken = control.ControlServer.open(default, dict)
+        from initd import log
+        level, log.level = log.level, log.INFO
         try:
             assert control.ControlServer.from_settings(None, {}, dict) is None
             assert "running without a control socket" in capfd.readouterr().err
         finally:
+            log.level = level
             if taken:
                 taken.close()
                 try:
