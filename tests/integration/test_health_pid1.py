@@ -3,7 +3,6 @@
 100 ms. Every wait is bounded; every process is killed by pid at the end
 (Watched.stop kills every descendant it has seen)."""
 import json
-import os
 import signal
 import socket
 import time
@@ -254,7 +253,6 @@ def test_term_during_backoff_exits_at_once_with_the_last_status(started, tmp_pat
     w = start(started, tmp_path, starts_role(tmp_path, 7, restart="on-failure",
                                              backoff={"initial": "20s", "max": "30s"}))
     w.expect("web exited with code 7; restarting it in", "err")
-    t0 = time.monotonic()
     w.kill(signal.SIGTERM)
     code, took = ended(w, 5)
     assert code == 7 and took < 1.0, took
@@ -270,12 +268,11 @@ def test_term_during_a_restarts_stop_phase_is_not_lost(started, tmp_path):
     (tmp_path / "sick").write_text("broken\n")
     w.expect("restarting it: SIGTERM", "err")
     w.expect("SIG TERM")  # the app is stopping (it takes 0.5 s)
-    t0 = time.monotonic()
     w.kill(signal.SIGTERM)
     w.expect("SIGTERM during a restart: web will not be started again", "err")
     code, took = ended(w, 5)
     # initd waited for the app to finish stopping, then exited with its code.
-    assert code == 0 and took < 3.0, took
+    assert code == 0 and 0.1 < took < 3.0, took
     assert not [line for line in w.drain("err") if "started web again" in line]
 
 
