@@ -335,6 +335,13 @@ def describe(plan):
             lines.append(f"  env {key}={shlex.quote(role.env[key])} (the role's default)")
     if plan.fqdn:
         lines.append(f"  fqdn: {role.fqdn} (here: {plan.fqdn})")
+    # The health check and restart policy, resolved (defaults filled in), so
+    # a reader sees what initd will do; "restart: no" is shown too: it says
+    # initd exits with the app. Roles from the command line have no spec.
+    if role.health is not None or role.restart is not None:
+        from initd import health_config, restart
+        lines += ["  " + line for line in health_config.describe(
+            role.health, role.on_unhealthy or "none", role.restart or restart.RestartSpec())]
     if plan.notify:
         watchdog = f", watchdog {plan.watchdog:g}s" if plan.watchdog else ""
         lines.append(f"  notify: NOTIFY_SOCKET for the app (READY=1 makes it ready{watchdog})")

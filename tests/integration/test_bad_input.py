@@ -97,6 +97,31 @@ def test_check_prints_plan(tmp_path, marker):
     assert not marker.exists()
 
 
+def test_check_prints_the_resolved_health_plan(tmp_path, marker):
+    """issue 12.9: `initd check` shows the probe, on_unhealthy and the
+    restart policy with every default filled in."""
+    path = roles(tmp_path, marker, stop_timeout="500ms",
+                 health={"http": "http://127.0.0.1:8080/healthz", "interval": "10s",
+                         "timeout": "2s", "start_period": "30s", "start_interval": "1s"},
+                 on_unhealthy="restart", restart="on-failure",
+                 backoff={"initial": "200ms"}, give_up={"restarts": 4, "within": "1m"})
+    code, out, err = run_initd(["check", "--roles", path])
+    assert code == 0, err
+    assert ("  health: http GET http://127.0.0.1:8080/healthz expecting 2xx/3xx; every 10s, "
+            "timeout 2s, unhealthy after 3 failures, start period 30s (probing every 1s in it)") in out
+    assert "  on unhealthy: restart\n" in out
+    assert ("  restart: on-failure; backoff 0.2s doubling to 30s (±20%), reset after 10s "
+            "running; give up after 4 restarts within 60s") in out
+    assert "stop_timeout: 0.5s" in out
+    assert not marker.exists()
+
+
+def test_check_without_health_says_restart_no(tmp_path, marker):
+    code, out, err = run_initd(["check", "--roles", roles(tmp_path, marker)])
+    assert code == 0, err
+    assert "health:" not in out and "  on unhealthy: none" in out and "  restart: no;" in out
+
+
 def test_check_fails_on_bad_file(tmp_path, marker):
     check_refused(["check", "--roles", roles(tmp_path, marker, stop_timeout="x")], marker,
                   'web.stop_timeout: expected a duration such as 5, 0.5, "500ms", "30s" or "2m", got "x"')
