@@ -4,6 +4,8 @@ library only, Python 3.11).
 
     python3 shop.py web      an HTTP server (port from /etc/shop.conf)
     python3 shop.py worker   a job worker: forks a child per job from a queue dir
+    python3 shop.py healthz  exit 0 when the web role's /healthz answers 200, else 1
+                             (a probe command for engines that cannot GET a URL)
 
 Signals, as Unicorn (web) and Resque (worker) define them:
 
@@ -232,13 +234,24 @@ def worker():
     return 0
 
 
+def healthz():
+    import urllib.request
+    url = f"http://127.0.0.1:{read_conf()['port']}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return 0 if response.status == 200 else 1
+    except OSError as e:  # refused, timed out, or an HTTP error status
+        print(f"{url}: {e}", file=sys.stderr)
+        return 1
+
+
 def main(argv):
     global role
-    if len(argv) != 2 or argv[1] not in ("web", "worker"):
-        print("usage: shop.py web|worker", file=sys.stderr)
+    if len(argv) != 2 or argv[1] not in ("web", "worker", "healthz"):
+        print("usage: shop.py web|worker|healthz", file=sys.stderr)
         return 2
     role = argv[1]
-    return web() if role == "web" else worker()
+    return {"web": web, "worker": worker, "healthz": healthz}[role]()
 
 
 if __name__ == "__main__":
