@@ -109,11 +109,16 @@ def pod_image(podman_engine, image):
     return PODMAN_IMAGE
 
 
-def manifest(name, tmp_path, pod_image):
+def manifest(name, tmp_path, pod_image, rename=None):
     """examples/kubernetes/NAME with the test's image, one replica, and no
     ports: podman 4.3 publishes containerPort on the host, where a fixed port
-    may be taken (the test reaches the pod on its own address)."""
+    may be taken (the test reaches the pod on its own address). With RENAME
+    (old, new): only the document named OLD, renamed NEW."""
     text = (MANIFESTS / name).read_text()
+    if rename:
+        old, new = rename
+        [text] = [doc for doc in text.split("\n---\n") if f"\n  name: {old}\n" in doc]
+        text = text.replace(f"\n  name: {old}\n", f"\n  name: {new}\n")
     text = text.replace("registry.example.com/shop:1.0", pod_image)
     text = text.replace("replicas: 2", "replicas: 1")
     text = re.sub(r"\n *ports:\n *- \{name: http, containerPort: 8080\}", "", text)
@@ -128,8 +133,8 @@ def play(tmp_path, pod_image):
     pods) and removes every pod it made at the end."""
     played = []
 
-    def start(name):
-        path = manifest(name, tmp_path, pod_image)
+    def start(name, rename=None):
+        path = manifest(name, tmp_path, pod_image, rename)
         podman("kube", "down", str(path), check=False)  # a previous run's leftovers
         played.append(path)
         podman("kube", "play", str(path), timeout=120)
@@ -293,3 +298,21 @@ def test_shared_pid_pod_initd_is_a_subreaper_reaps_orphans_and_stops_cleanly(pla
     assert inspect(web, "{{.State.ExitCode}}") == "0", logs(web)
     # sleep died of the SIGTERM it was sent (no signal map with `--`): 128+15.
     assert inspect(helper, "{{.State.ExitCode}}") == "143", logs(helper)
+
+
+def test_a_63_character_pod_name_warns_once_and_the_app_runs_with_it(play):
+    # podman names a Deployment's pod NAME-pod-0 (a kubelet: NAME-HASH-SUFFIX),
+    # and the pod's hostname is the pod's name: here 63 characters, so
+    # {hostname}.shop.example.com would be 80. A warning, not a failed deploy.
+    deployment = POD_63[:63 - len("-pod-0")]
+    pod = f"{deployment}-pod-0"
+    assert len(pod) == 63
+    play("shop.yaml", rename=("shop-web", deployment))
+    web = f"{pod}-web"
+    wait_serving(web)
+    output = logs(web)
+    assert f"hostname={pod} " in output, output
+    warnings = [line for line in output.splitlines() if line.startswith("initd: WARNING")]
+    assert len(warnings) == 1 and "80 characters" in warnings[0], output
+    podman("stop", "--time", str(GRACE), web, timeout=GRACE + 30)
+    assert inspect(web, "{{.State.ExitCode}}") == "0", logs(web)
