@@ -325,7 +325,8 @@ def test_initd_role_fqdn_from_roles_json(library, tmp_path):
 @pytest.mark.parametrize("template, words", [
     ("{host}.example.com", "unknown placeholder {host}"),
     ("{hostname}.exa_mple.com", "holds '_'"),
-    ("{hostname}." + "x" * 60, "characters"),
+    ("{hostname}." + "x" * 63, "without its placeholders"),  # can never fit 64
+    ("x" * 30 + "." + "y" * 34, "65 characters"),  # a literal too long
 ])
 def test_initd_refuses_a_bad_fqdn_before_starting_the_app(library, template, words):
     r = run_ns(INITD + ["--fqdn", template, "--", "echo", "app ran"], env=PYENV, pid1=True)
@@ -333,6 +334,20 @@ def test_initd_refuses_a_bad_fqdn_before_starting_the_app(library, template, wor
     assert r.stdout == ""
     lines = r.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("initd: ") and words in lines[0], r.stderr
+
+
+# A Kubernetes pod name: Deployment name, ReplicaSet hash, pod suffix, 63 in all.
+POD_63 = ("shop-web-payments-eu-west-1-production-canary-7d9f8b6c5d-x2x4z" + "z" * 63)[:63]
+
+
+def test_a_pod_hostname_too_long_for_the_fqdn_warns_and_the_app_runs(library):
+    # 63 + ".server2.example.com" = 83 > 64: a cosmetic name must not keep the
+    # app from starting; it runs with the kernel's name, and one line says why.
+    r = run_ns(INITD + ["--fqdn", "{hostname}.server2.example.com", "--"] + APP,
+               env=PYENV, pid1=True, hostname=POD_63)
+    assert ok(r) == f"{POD_63}\n" * 4
+    warnings = [line for line in r.stderr.splitlines() if "WARNING" in line]
+    assert len(warnings) == 1 and "83 characters" in warnings[0], r.stderr
 
 
 # --- limits: where the real short name comes back -------------------------------

@@ -1,4 +1,7 @@
-"""initd.fqdn's pure logic: template resolution, name checks, the environment."""
+"""initd.fqdn's pure logic: template resolution, name checks, the environment.
+
+resolve_name() returns (name, None) or, when only the runtime hostname makes
+the name invalid, (None, warning); a template that can never work raises."""
 import os
 
 import pytest
@@ -8,8 +11,15 @@ from initd import fqdn
 LIB = fqdn.library_path()
 
 
+# A pod name as Kubernetes makes them: a StatefulSet or a long Deployment
+# name plus its suffixes, cut at 63 characters (a DNS label's limit).
+POD_63 = "shop-web-payments-eu-west-1-production-canary-7d9f8b6c5d-x2x4z"[:63].ljust(63, "z")
+
+
 def resolve(template, short="unicorn-1"):
-    return fqdn.resolve(template, short)
+    name, warning = fqdn.resolve_name(template, short)
+    assert warning is None, warning
+    return name
 
 
 def test_library_path_is_the_installed_library_next_to_the_package():
@@ -33,6 +43,9 @@ def test_resolve_valid(template, expected):
 
 @pytest.mark.parametrize("template, short, words", [
     ("", "unicorn-1", "empty name"),
+    ("{hostname}{fqdn}x{FQDN}", "unicorn-1", "unknown placeholder {FQDN}"),
+    ("{hostname}." + "d" * 31 + "." + "e" * 31, "unicorn-1", "64 characters without its"),
+    ("{fqdn}.example-.com", "unicorn-1", "starts or ends with '-'"),
     ("{host}.example.com", "unicorn-1", "unknown placeholder {host}"),
     ("{HOSTNAME}.example.com", "unicorn-1", "unknown placeholder {HOSTNAME}"),
     ("{}.example.com", "unicorn-1", "unknown placeholder {}"),
@@ -49,15 +62,83 @@ def test_resolve_valid(template, expected):
     ("{hostname}.example-.com", "unicorn-1", "starts or ends with '-'"),
     ("a" * 64, "unicorn-1", "at most 63"),  # fits the kernel, not DNS
     ("a." * 31 + "bcd", "unicorn-1", "65 characters"),
-    ("{hostname}.server2.example.com", "x" * 45, "65 characters"),
-    ("{hostname}.example.com", "", "empty label"),  # no short name to put in
-    ("{hostname}.example.com", "bad_host", "holds '_'"),
 ])
-def test_resolve_invalid_says_what_is_wrong(template, short, words):
+def test_a_template_that_can_never_work_is_an_error(template, short, words):
     with pytest.raises(ValueError) as info:
-        fqdn.resolve(template, short)
+        fqdn.resolve_name(template, short)
     assert words in str(info.value)
     assert "\n" not in str(info.value)
+    # The same error without any hostname: what `initd check` reports.
+    with pytest.raises(ValueError) as info:
+        fqdn.check_template(template)
+    assert words in str(info.value)
+
+
+@pytest.mark.parametrize("template", [
+    "{hostname}.server2.example.com", "{fqdn}", "{hostname}", "web.example.com",
+    "{hostname}." + "d" * 52,  # 53 fixed characters: fits with a hostname of up to 11
+])
+def test_check_template_accepts_what_some_hostname_makes_valid(template):
+    assert fqdn.check_template(template) is None
+
+
+@pytest.mark.parametrize("template, nodename, words", [
+    # The README's own template on a 63-character pod name: 83 characters.
+    ("{hostname}.server2.example.com", POD_63, "83 characters"),
+    ("{hostname}.server2.example.com", "x" * 45, "65 characters"),
+    ("{fqdn}.example.com", POD_63, "75 characters"),
+    ("{hostname}.example.com", "", "empty label"),  # no short name to put in
+    ("{hostname}.example.com", "bad_host", "holds '_'"),
+    ("{fqdn}", "a..b", "empty label"),
+])
+def test_a_hostname_that_makes_the_name_invalid_is_a_warning_not_an_error(
+        template, nodename, words):
+    name, warning = fqdn.resolve_name(template, nodename)
+    assert name is None
+    assert words in warning
+    assert "kernel's hostname instead" in warning
+    assert repr(nodename) in warning and repr(template) in warning
+    assert "\n" not in warning
+
+
+def test_a_63_character_pod_name_fits_a_short_enough_domain():
+    assert len(POD_63) == 63
+    assert resolve("{hostname}", POD_63) == POD_63
+    assert resolve("{fqdn}", POD_63) == POD_63
+    # 64 is the kernel's limit; 63 + "." leaves no room for a domain.
+    name, warning = fqdn.resolve_name("{hostname}.a", POD_63)
+    assert name is None and "65 characters" in warning
+
+
+@pytest.mark.parametrize("template, nodename, expected", [
+    # {hostname} is the short name: the kernel hostname up to the first dot.
+    ("{hostname}", "web-0.web.default.svc.cluster.local", "web-0"),
+    ("{hostname}.server2.example.com", "web-0.web.default.svc.cluster.local",
+     "web-0.server2.example.com"),  # setHostnameAsFQDN: not appended twice
+    ("{hostname}.server2.example.com", "web-0.server2.example.com",
+     "web-0.server2.example.com"),
+    # {fqdn} is the whole kernel hostname.
+    ("{fqdn}", "web-0.web.default.svc.cluster.local", "web-0.web.default.svc.cluster.local"),
+    ("{fqdn}.example.com", "unicorn-1", "unicorn-1.example.com"),
+    # A name that already ends in the template's domain does not get it twice
+    # (compared as DNS compares, ignoring case; on a label boundary only).
+    ("{fqdn}.example.com", "web-0.example.com", "web-0.example.com"),
+    ("{fqdn}.example.com", "web-0.EXAMPLE.com", "web-0.example.com"),  # template's spelling
+    ("{fqdn}.example.com", "web-0.myexample.com", "web-0.myexample.com.example.com"),
+    ("{fqdn}.example.com", "example.com", "example.com.example.com"),
+])
+def test_hostname_is_the_short_name_and_fqdn_the_full_one(template, nodename, expected):
+    assert resolve(template, nodename) == expected
+
+
+def test_resolve_logs_the_warning_and_returns_none(capfd):
+    # What today's cli.py calls: the app runs with the kernel's name.
+    assert fqdn.resolve("{hostname}.server2.example.com", POD_63) is None
+    err = capfd.readouterr().err
+    assert err.startswith("initd: WARNING fqdn: ") and err.count("\n") == 1
+    assert fqdn.resolve("{hostname}.example.com", "web-0") == "web-0.example.com"
+    with pytest.raises(ValueError, match="unknown placeholder"):
+        fqdn.resolve("{host}", "web-0")
 
 
 def test_preload_env_sets_name_and_library_without_touching_the_input():
