@@ -177,6 +177,7 @@ def parse_args(argv, environ):
 
 
 def _apply_environment(s, environ):
+    s.environ_role = environ.get("INITD_ROLE") or None
     for attr, var in VALUE_OPTIONS.values():
         value = environ.get(var)
         if value is None or attr in s.origin:

@@ -97,17 +97,6 @@ def resolve_name(template: str, nodename: str):
     return name, None
 
 
-def resolve(template: str, nodename: str):
-    """resolve_name() for callers that want a name or None: logs the warning
-    itself (without the file and key: prefer resolve_name and say where).
-    Raises ValueError when the template itself is wrong."""
-    name, warning = resolve_name(template, nodename)
-    if warning:
-        from initd import log
-        log.warning(f"fqdn: {warning}")
-    return name
-
-
 def _substitute(template, short, full):
     parts = re.split(r"(\{hostname\}|\{fqdn\})", template)
     # parts alternates literal, placeholder, literal, ...: drop from a value

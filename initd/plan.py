@@ -61,7 +61,7 @@ def build(s, environ, cwd, checking=False):
     does not exist."""
     role = _role(s)
     account = _account(role)
-    fqdn_name = _fqdn(role, s.origin.get("fqdn"))
+    fqdn_name = _fqdn(role, s.origin.get("fqdn"), checking)
     env, env_sources = _app_env(environ, role.env, account)
     if fqdn_name:
         from initd import fqdn
@@ -168,6 +168,12 @@ def _role(s):
     if s.command:
         role = config.Role(name=os.path.basename(s.command[0]) or "app", argv=tuple(s.command))
     elif s.role:
+        env_role = s.environ_role
+        if env_role and s.origin.get("role") == "--role" and env_role != s.role:
+            from initd import log
+            log.warning(f'--role {s.role} and INITD_ROLE={env_role} differ: running {s.role} '
+                        "(the command line wins; in Kubernetes, choose the role with args:, "
+                        "not command:)")
         path = s.roles or config.DEFAULT_ROLES
         role = config.parse_role(config.load(path), s.role, path)
     else:
@@ -250,16 +256,24 @@ def _account(role):
         raise InitdError(f"{_where(role, 'user')}: {e}")
 
 
-def _fqdn(role, fqdn_origin):
+def _fqdn(role, fqdn_origin, checking=False):
+    """The hostname the app sees, or None. A template that can never give a
+    valid name is an error; one that this host's name makes too long or
+    invalid (a 63-character pod name) is a warning, and the app runs with
+    the kernel's hostname: a cosmetic name must never keep the app down."""
     if not role.fqdn:
         return None
     from initd import fqdn
     where = fqdn_origin or _where(role, "fqdn")
     try:
-        name = fqdn.resolve(role.fqdn, os.uname().nodename)
+        name, warning = fqdn.resolve_name(role.fqdn, os.uname().nodename)
     except ValueError as e:
         raise InitdError(f"{where}: {e}")
-    if not os.path.exists(fqdn.library_path()):
+    if warning:
+        from initd import log
+        log.warning(f"{where}: {warning}")
+        return None
+    if not checking and not os.path.exists(fqdn.library_path()):
         raise InitdError(f"{fqdn.library_path()}: missing; reinstall initd with `pip install .` "
                          "so that its C parts are built", exit_code=126)
     return name

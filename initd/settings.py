@@ -34,4 +34,5 @@ class Settings:
         self.no_control = None       # --no-control
         self.metrics = None          # --metrics HOST:PORT
         self.exit_delay = None       # --exit-delay SECS
+        self.environ_role = None     # INITD_ROLE, even when --role wins
         self.inherited_mask = ()     # the signal mask initd was started with (tini hands it on)

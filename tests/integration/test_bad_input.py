@@ -161,3 +161,18 @@ def test_prctl_failure_is_one_line(tmp_path, marker):
                                env={"PYTHONPATH": f"{REPO}:{fake}"}, cwd=str(tmp_path))
     assert code == 2 and err.strip().startswith("initd: ERROR prctl set_pdeathsig(15)"), err
     assert not marker.exists()
+
+
+def test_role_from_flag_and_environment_differ_is_one_warning(tmp_path, marker):
+    """Issue 14.6: a manifest's INITD_ROLE=worker beside an image's CMD
+    --role web: one warning naming both and which wins."""
+    path = tmp_path / "roles.json"
+    path.write_text(json.dumps({"web": "true", "worker": f"touch {marker}"}))
+    code, out, err = run_initd(["--roles", str(path), "--role", "web"],
+                               env={"INITD_ROLE": "worker"})
+    assert code == 0 and not marker.exists()
+    assert err.strip() == ("initd: WARNING --role web and INITD_ROLE=worker differ: running web "
+                           "(the command line wins; in Kubernetes, choose the role with args:, "
+                           "not command:)")
+    code, out, err = run_initd(["--roles", str(path), "--role", "web"], env={"INITD_ROLE": "web"})
+    assert (code, err) == (0, "")

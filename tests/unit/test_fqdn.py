@@ -131,16 +131,6 @@ def test_hostname_is_the_short_name_and_fqdn_the_full_one(template, nodename, ex
     assert resolve(template, nodename) == expected
 
 
-def test_resolve_logs_the_warning_and_returns_none(capfd):
-    # What today's cli.py calls: the app runs with the kernel's name.
-    assert fqdn.resolve("{hostname}.server2.example.com", POD_63) is None
-    err = capfd.readouterr().err
-    assert err.startswith("initd: WARNING fqdn: ") and err.count("\n") == 1
-    assert fqdn.resolve("{hostname}.example.com", "web-0") == "web-0.example.com"
-    with pytest.raises(ValueError, match="unknown placeholder"):
-        fqdn.resolve("{host}", "web-0")
-
-
 def test_preload_env_sets_name_and_library_without_touching_the_input():
     env = {"PATH": "/usr/bin"}
     new = fqdn.preload_env(env, "unicorn-1.server2.example.com")
