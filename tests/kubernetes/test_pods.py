@@ -91,7 +91,7 @@ def podman_engine():
 
 
 @pytest.fixture(scope="session")
-def pod_image(podman_engine, image):
+def pod_image(podman_engine, image):  # noqa: F811 - the fixture imported above
     """The example image in podman's store: `docker save | podman load`, only
     when podman's copy is not the same image id (then it takes ~7 s)."""
     want = docker("image", "inspect", "--format", "{{.Id}}", IMAGE).stdout.strip()
