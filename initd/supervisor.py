@@ -37,6 +37,7 @@ class Supervisor:
         self.shim = None            # None once reaped
         self.app = None             # None if the shim could not start it
         self.app_code = None        # the app's code, reaped before the shim's
+        self.app_fd = None          # a pidfd for the app: signals go straight to it
         self.started_at = None      # monotonic, of the current app
         self.wall_started_at = None
         self.counters = {"signals_received": {}, "signals_delivered": {},
@@ -133,6 +134,7 @@ class Supervisor:
             self.carry_out(self.life.on_app_exit(e.exit_code, now))
             return
         self.app_code = None
+        self._open_app_fd()
         self.started_at, self.wall_started_at = now, time.time()
         if self.shim is not None:
             self.loop.on_exit(self.shim, self.on_shim_exit)
@@ -181,12 +183,14 @@ class Supervisor:
                                             or reaper.is_child(self.app))
         if not adopted:
             self.app = None
+            self._close_app_fd()
         self.carry_out(self.life.on_shim_exit(code, adopted, now))
 
     def on_app_exit(self, pid, code, now):
         if pid != self.app:
             return
         self.app = None
+        self._close_app_fd()
         if self.shim is not None:
             # Re-parented to us, so the shim has died, but its own status has
             # not been reaped yet (this drain's later entry, or the next one).
@@ -327,24 +331,63 @@ class Supervisor:
         delivered = self.counters["signals_delivered"]
         name = signals.name(signum)
         delivered[name] = delivered.get(name, 0) + 1
-        if signum in (signal.SIGSTOP, signal.SIGKILL) and self.shim is not None:
-            # The shim cannot pass these on (they would stop or kill the shim
-            # itself), so they go straight to the app: a map to STOP (dumb-init
-            # delivers TSTP as STOP to a setsid app) or KILL. The app is the
-            # live shim's child, so its pid is not reused. Its group may not
-            # exist yet (setsid runs in the app): then the app.
-            if not (self.plan.to_group and _kill(-self.app, signum)):
-                _kill(self.app, signum)
-            return
-        if self.shim is not None:
-            # The shim is our unreaped child, so its pid cannot have been
-            # reused; it passes the signal on to the app (or its group).
+        if self.shim is not None and self.app_fd is None and signum not in _SHIM_CANNOT:
+            # No pidfd for the app (no /proc to prove it is the shim's child):
+            # the shim, our unreaped child (its pid cannot have been reused),
+            # passes the signal on to the app or its group.
             _kill(self.shim, signum)
-        else:
-            # Our own unreaped child (adopted, or started without a shim):
+            return
+        # Straight to the app: one hop less than through the shim. Its
+        # process group first when the plan says so; the group may not exist
+        # yet (setsid runs in the app), then the app alone.
+        if self.plan.to_group and self._app_alive() and _kill(-self.app, signum):
+            return
+        self._signal_app(signum)
+
+    def _open_app_fd(self):
+        """A pidfd for the app, opened while it is provably the shim's child
+        (its parent in /proc is the shim, which has no other child), so a
+        signal through it can never reach a process that reused the pid.
+        None when that cannot be shown: signals then go through the shim."""
+        self._close_app_fd()
+        if self.app is None or self.shim is None:
+            return
+        try:
+            fd = os.pidfd_open(self.app)
+        except OSError:
+            return
+        if _parent_of(self.app) != self.shim:
+            os.close(fd)
+            return
+        self.app_fd = fd
+
+    def _close_app_fd(self):
+        if self.app_fd is not None:
+            os.close(self.app_fd)
+            self.app_fd = None
+
+    def _signal_app(self, signum):
+        if self.app_fd is None:
+            # Without a shim (or adopted) the app is our own unreaped child:
             # its pid cannot have been reused.
-            if not (self.plan.to_group and _kill(-self.app, signum)):
-                _kill(self.app, signum)
+            _kill(self.app, signum)
+            return
+        try:
+            signal.pidfd_send_signal(self.app_fd, signum)
+        except ProcessLookupError:
+            pass  # it has just exited; its status is on its way
+        except PermissionError as e:
+            log.warning(f"cannot send {signals.name(signum)} to pid {self.app}: {e.strerror}")
+
+    def _app_alive(self):
+        """Not yet reaped, so its pid (and its group's id) is still its own."""
+        if self.app_fd is None:
+            return True  # our own child, or the shim's while the shim lives
+        try:
+            signal.pidfd_send_signal(self.app_fd, 0)
+            return True
+        except OSError:
+            return False
 
     # -- what the control socket and the metrics read -------------------------------
 
@@ -393,6 +436,19 @@ class Supervisor:
             "stop_duration": self.stop_duration,
             "rss_bytes": _rss(),
         }
+
+
+# The shim cannot pass these on: they would stop or kill the shim itself.
+_SHIM_CANNOT = frozenset({signal.SIGSTOP, signal.SIGKILL})
+
+
+def _parent_of(pid):
+    """The parent pid /proc gives for pid, or None."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _revision():

@@ -2,10 +2,11 @@
 import json
 import os
 import signal
+import sys
 
 import pytest
 
-from helpers import app, proc_status, signal_set, sleep_until
+from helpers import app, children, proc_status, signal_set, sleep_until
 
 NON_STOP = [s for s in range(1, 32) if s not in (
     signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, signal.SIGTERM, signal.SIGINT,
@@ -133,3 +134,31 @@ def test_no_process_group_overrides_the_role(initd, tmp_path):
     proc.kill(signal.SIGTERM)
     assert proc.wait() == 0
     assert proc.drain("out").count("got SIGUSR1") == 1
+
+
+SENDER_APP = """
+import os, signal, sys
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1, signal.SIGQUIT])
+print("ready", flush=True)
+while True:
+    info = signal.sigwaitinfo([signal.SIGUSR1, signal.SIGQUIT])
+    print(f"signal {info.si_signo} from {info.si_pid}", flush=True)
+    if info.si_signo == signal.SIGQUIT:
+        sys.exit(0)
+"""
+
+
+def test_signals_reach_the_app_straight_from_initd(initd, mode):
+    """Issue 15.1: initd delivers through a pidfd straight to the app, not
+    through the shim: the sender the app sees is initd itself, translated or
+    not; the shim is still the app's parent."""
+    proc = initd(["--map", "TERM:QUIT", "--", sys.executable, "-c", SENDER_APP], mode=mode)
+    proc.expect("ready")
+    shim = sleep_until(lambda: children(proc.pid))[0]
+    init_pid_inside = 1 if mode != "subreaper" else proc.pid
+    proc.kill(signal.SIGUSR1)
+    assert proc.expect("signal 10 from") == f"signal {int(signal.SIGUSR1)} from {init_pid_inside}"
+    proc.kill(signal.SIGTERM)
+    assert proc.expect("signal 3 from") == f"signal {int(signal.SIGQUIT)} from {init_pid_inside}"
+    assert proc.wait() == 0
+    assert shim != proc.pid
