@@ -7,6 +7,7 @@ Master: listens on 127.0.0.1:PORT, writes its pid to PIDFILE once listening.
   GET /             -> "PID\n" after --delay (or ?delay=S) seconds, to keep requests in flight
   GET /health       -> 200 "ok", or 503 after GET /sick
   GET /exit?code=N  -> answers, then exits N at once
+  GET /ppid         -> our parent's pid, as this pid namespace numbers it
   GET /deadpid      -> the pid (as this pid namespace numbers it) of a child already reaped
   USR2  Unicorn's binary upgrade: PIDFILE is renamed PIDFILE.oldbin, and a new copy of this
         program is started as our child with the listening socket inherited (its fd number in
@@ -106,6 +107,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         elif url.path == "/sick":
             self.server.sick = True
             self.reply(200, "sick from now on\n")
+        elif url.path == "/ppid":
+            self.reply(200, f"{os.getppid()}\n")
         elif url.path == "/deadpid":
             pid = os.posix_spawn("/bin/true", ["true"], os.environ, setsigmask=())
             os.waitpid(pid, 0)  # reaped here: a pid nobody in this namespace has any more
