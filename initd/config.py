@@ -19,7 +19,7 @@ DEFAULT_WORKDIR = "/app"
 ROLE_KEYS = ("command", "signals", "stop_timeout", "env", "workdir", "user",
              "process_group", "fqdn", "no_new_privs",
              "health", "on_unhealthy", "restart", "backoff", "give_up",
-             "notify", "watchdog", "drain", "exit_delay", "metrics", "hooks")
+             "notify", "watchdog", "drain", "exit_delay", "metrics", "hooks", "pid_file")
 
 # A roles file is a few hundred bytes; a cap keeps a mistaken path
 # (/dev/zero, a log file) from filling PID 1's memory.
@@ -54,8 +54,9 @@ Role = record("Role", [
     "restart",        # restart.RestartSpec (policy, backoff, give-up)
     "command_text",   # the command as written, when a string (for procfile warnings)
     "control",        # hooks.ControlKeys: notify, watchdog, drain, exit_delay, metrics, hooks
+    "pid_file",       # where a re-exec'ing app names its successor (Unicorn's USR2), or None
 ], defaults=[{}, DEFAULT_STOP_TIMEOUT, {}, None, None, False, None, False, "command line",
-             None, "none", None, None, None])
+             None, "none", None, None, None, None])
 
 
 class _Where:
@@ -213,6 +214,7 @@ def parse_role(data, name, path):
         no_new_privs=_bool(entry.get("no_new_privs", False), where, f"{name}.no_new_privs"),
         source=path,
         command_text=entry["command"] if isinstance(entry["command"], str) else None,
+        pid_file=_optional_str(entry, "pid_file", where, name, absolute=True),
         **_supervision(entry, name, path),
     )
 

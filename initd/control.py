@@ -314,9 +314,10 @@ class ControlServer(StreamServer):
         except InitdError as e:
             if chosen:
                 raise
-            # Noteworthy in a container (PID 1); not in a shell, a test or a
-            # second initd sharing the host's /run, where the default is taken.
-            (log.warning if os.getpid() == 1 else log.info)(
+            # Noteworthy in a container (PID 1, a read-only /run); not in a
+            # shell, a test, or beside another initd on a shared /run.
+            busy = "another initd" in str(e)
+            (log.warning if os.getpid() == 1 and not busy else log.info)(
                 f"{e}; running without a control socket")
             return None
 

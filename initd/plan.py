@@ -51,6 +51,7 @@ Plan = record("Plan", [
     "hooks",          # hooks.HookSet
     "control",        # the control socket's path from --control/INITD_CONTROL, or None
     "no_control",     # --no-control
+    "pid_file",       # the app's pid file: a live successor named there becomes the app
     "role",           # the config.Role it came from
 ])
 
@@ -98,6 +99,7 @@ def build(s, environ, cwd, checking=False):
         child_mask=tuple(sorted(s.inherited_mask)) if s.personality == "tini" else (),
         child_ignored=_inherited_ignored() if s.personality == "tini" else (),
         **_control(s, role),
+        pid_file=getattr(role, "pid_file", None),
         role=role,
     )
 
@@ -365,6 +367,9 @@ def describe(plan):
         lines.append(f"  exit_delay: {plan.exit_delay:g}s after everything is gone")
     if plan.metrics:
         lines.append(f"  metrics: http://{plan.metrics}/metrics")
+    if plan.pid_file:
+        lines.append(f"  pid_file: {plan.pid_file} (a successor named there, the shim's "
+                     "child, becomes the app)")
     for event, argv in sorted(plan.hooks.commands.items()):
         lines.append(f"  hook {event}: {shlex.join(argv)} (timeout {plan.hooks.timeout:g}s)")
     budget = plan.drain + plan.stop_timeout + plan.orphan_grace

@@ -56,14 +56,17 @@ def shim_path():
 
 
 def start(plan):
-    """Fork+exec the ppidshim running the plan's app. Returns (shim pid, app pid).
-
-    The app pid is None when the shim could not start it; the shim's exit
-    status then says why. Every signal stays blocked in the shim (inherited
+    """Fork+exec the ppidshim running the plan's app. Returns (shim pid, app
+    pid, report fd): the app pid is None when the shim could not start it
+    (its exit status then says why); the report fd, non-blocking, carries the
+    shim's "exit PID STATUS" lines when the plan has a pid_file, else None.
+    Every signal stays blocked in the shim (inherited
     from us) until it waits for them, so none sent during start-up is lost.
     """
     shim = shim_path()
     mode = ["setsid" if plan.setsid else "pgrp"]
+    if plan.pid_file:
+        mode.append("subreaper")  # the app's successor is re-parented to the shim
     if plan.exec_error is not None:
         mode.append(f"exec-error={int(plan.exec_error)}")
     if plan.setsid:
@@ -92,17 +95,22 @@ def start(plan):
     os.close(report_w)
     try:
         # The shim writes the app's pid right after its fork, or dies first
-        # (EOF): this read is bounded by the shim's own start-up.
+        # (EOF): this read is bounded by the shim's own start-up. One byte at
+        # a time: nothing after the first line may be taken from the pipe.
         data = b""
         while not data.endswith(b"\n"):
-            chunk = os.read(report_r, 32)
+            chunk = os.read(report_r, 1)
             if not chunk:
                 break
             data += chunk
     finally:
-        os.close(report_r)
+        if not plan.pid_file:
+            os.close(report_r)
     app_pid = int(data) if data.strip().isdigit() else None
-    return pid, app_pid
+    if not plan.pid_file:
+        return pid, app_pid, None
+    os.set_blocking(report_r, False)
+    return pid, app_pid, report_r
 
 
 def start_direct(plan):

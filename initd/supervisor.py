@@ -38,6 +38,10 @@ class Supervisor:
         self.app = None             # None if the shim could not start it
         self.app_code = None        # the app's code, reaped before the shim's
         self.app_fd = None          # a pidfd for the app: signals go straight to it
+        self.report_fd = None       # pid_file: the shim's "exit PID STATUS" lines
+        self.report_buffer = b""
+        self.lookup = None          # pid_file: (deadline, old app pid, its code) while
+                                    # looking for a successor
         self.started_at = None      # monotonic, of the current app
         self.wall_started_at = None
         self.counters = {"signals_received": {}, "signals_delivered": {},
@@ -123,7 +127,11 @@ class Supervisor:
         from initd import spawn
         try:
             if self.plan.use_shim:
-                self.shim, self.app = spawn.start(self.plan)
+                self.shim, self.app, report = spawn.start(self.plan)
+                if report is not None:
+                    self._close_report()
+                    self.report_fd = report
+                    self.loop.watch(report, self.on_report)
             else:
                 self.shim, self.app = None, spawn.start_direct(self.plan)
         except InitdError as e:
@@ -170,7 +178,14 @@ class Supervisor:
     def on_shim_exit(self, pid, code, now):
         if pid != self.shim:
             return  # a shim of an earlier start, already accounted for
+        if self.report_fd is not None:
+            self.on_report(self.report_fd, 0, now)  # what it said before it went
+            self._close_report()
         self.shim = None
+        if self.lookup is not None:
+            # It left because no child was left: no successor can come.
+            self._end_lookup(now, _successor(self.plan.pid_file, self.lookup[1], None)[1])
+            return
         if self.app_code is not None:
             # Both reaped, the app first: it had been adopted.
             app_code, self.app_code = self.app_code, None
@@ -196,6 +211,74 @@ class Supervisor:
             # not been reaped yet (this drain's later entry, or the next one).
             self.app_code = code
             return
+        self.carry_out(self.life.on_app_exit(code, now))
+
+    # -- pid_file: following a successor (Unicorn's USR2, nginx's upgrade) --------
+
+    def on_report(self, fd, revents, now):
+        """The shim's "exit PID STATUS" lines (subreaper mode, pid_file)."""
+        ended = False
+        for _ in range(16):  # bounded work per wake
+            try:
+                chunk = os.read(fd, 4096)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                chunk = b""
+            if not chunk:
+                ended = True  # the shim is gone: parse what it said, then close
+                break
+            self.report_buffer += chunk
+        *lines, self.report_buffer = self.report_buffer.split(b"\n")
+        self.report_buffer = self.report_buffer[-256:]  # a partial line, never unbounded
+        if ended:
+            self._close_report()
+        for line in lines:
+            words = line.split()
+            if len(words) == 3 and words[0] == b"exit" and words[1].isdigit() \
+                    and words[2].lstrip(b"-").isdigit():
+                self._shim_reaped(int(words[1]), int(words[2]), now)
+
+    def _close_report(self):
+        if self.report_fd is not None:
+            self.loop.unwatch(self.report_fd)
+            os.close(self.report_fd)
+            self.report_fd = None
+            self.report_buffer = b""
+
+    def _shim_reaped(self, pid, status, now):
+        if pid != self.app:
+            return  # an orphan the shim adopted and reaped
+        code = reaper.exit_code(status)
+        self.app = None
+        self._close_app_fd()
+        self.lookup = (now + PID_FILE_GRACE, pid, code)
+        self._look_for_successor(now)
+
+    def _look_for_successor(self, now):
+        deadline, old, code = self.lookup
+        pid, why = _successor(self.plan.pid_file, old, self.shim)
+        if pid is not None:
+            self.lookup = None
+            self.app = pid
+            self.life.app_pid = pid
+            self._open_app_fd()
+            log.warning(f"{self.plan.name} (pid {old}) exited with code {code}; following its "
+                        f"successor pid {pid} named in {self.plan.pid_file}")
+            if self.life.state in (lc.STOPPING, lc.KILLING) and self.life.stop_sent:
+                self.deliver(self.life.stop_sent)  # a stop that came meanwhile
+            return
+        if now >= deadline:
+            self._end_lookup(now, why)
+
+    def _end_lookup(self, now, why):
+        _deadline, old, code = self.lookup
+        self.lookup = None
+        # A file that names something else is worth a warning; a missing one,
+        # or one still naming the app that exited, is the usual plain exit.
+        (log.warning if why.startswith(("names", "cannot")) else log.info)(
+            f"{self.plan.pid_file}: {why}; {self.plan.name} (pid {old}) has exited with "
+            f"code {code} and has no successor")
         self.carry_out(self.life.on_app_exit(code, now))
 
     def on_orphan(self, pid, code, now):
@@ -261,9 +344,16 @@ class Supervisor:
     # -- the component protocol ---------------------------------------------------
 
     def next_deadline(self, now):
-        return self.life.next_deadline(now)
+        deadline = self.life.next_deadline(now)
+        if self.lookup is not None:
+            # A pid file is rewritten, not signalled: look again shortly.
+            again = min(self.lookup[0], now + PID_FILE_POLL)
+            deadline = again if deadline is None else min(deadline, again)
+        return deadline
 
     def on_tick(self, now):
+        if self.lookup is not None:
+            self._look_for_successor(now)
         self.carry_out(self.life.on_tick(now))
         if self.life.state == lc.SWEEPING:
             left = _leftovers()
@@ -436,6 +526,44 @@ class Supervisor:
             "stop_duration": self.stop_duration,
             "rss_bytes": _rss(),
         }
+
+
+# pid_file: how long after the app's exit its successor may take to write
+# the file, and how often initd looks meanwhile.
+PID_FILE_GRACE = 1.0
+PID_FILE_POLL = 0.05
+
+
+def _successor(path, old, shim):
+    """(pid, None) when the pid file names a live successor: a process whose
+    parent is the shim (re-parented there when the old app exited; so never
+    initd, the shim, a probe, a hook or a `docker exec`). Else (None, why)."""
+    import stat
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None, "no such file"
+    except OSError as e:
+        return None, f"cannot read it: {e.strerror}"
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None, "names nothing: not a regular file"
+        data = os.read(fd, 64)
+    except OSError as e:
+        return None, f"cannot read it: {e.strerror}"
+    finally:
+        os.close(fd)
+    text = data.strip()
+    if not (text.isdigit() and len(text) <= 10):
+        return None, f"names no pid: {data[:20]!r}"
+    pid = int(text)
+    if pid == old:
+        return None, "still names the app that exited"
+    if pid <= 1 or pid in (os.getpid(), shim):
+        return None, f"names pid {pid}, which is not a successor"
+    if shim is None or _parent_of(pid) != shim:
+        return None, f"names pid {pid}, which is not a live child of the app's shim"
+    return pid, None
 
 
 # The shim cannot pass these on: they would stop or kill the shim itself.

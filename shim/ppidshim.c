@@ -11,7 +11,8 @@
  *
  * usage: argv[0] is the process title ("ppidshim: web"), then
  *   ppidshim REPORT_FD GROUP PDEATHSIG MODE -- COMMAND [ARG...]
- * REPORT_FD  an fd to write the app's pid to ("%d\n"), then closed; -1: none
+ * REPORT_FD  an fd to write the app's pid to ("%d\n"), then closed; -1: none.
+ *            With subreaper: kept open for "exit PID STATUS\n" lines
  * GROUP      1: deliver signals to the app's process group, 0: to the app
  * PDEATHSIG  the app's stop signal, sent to this shim (which passes it on) if
  *            initd dies (PR_SET_PDEATHSIG); 0: none. If this shim dies, the
@@ -343,7 +344,8 @@ static pid_t spawn(const struct options *o, pid_t parent, int *parent_gone)
             syscall(SYS_rt_sigtimedwait, &pipe_only, NULL, &now, KSIGSET_SIZE);
             *parent_gone = 1;
         }
-        close(o->report_fd);
+        if (!o->subreaper)
+            close(o->report_fd); /* as a subreaper it carries the exit reports */
     }
     close(gate[1]); /* the app may run now */
     /* The parent may be gone already (before our prctl): same thing. */
@@ -407,14 +409,42 @@ static void exit_like(int status)
 }
 
 /* Reap every child that has exited: the app (then leave like it) and, as a
- * subreaper, whatever was re-parented to us. */
-static void reap(pid_t app)
+ * subreaper, whatever was re-parented to us.
+ *
+ * As a subreaper (a role with pid_file), the app's death is not the end: a
+ * successor it started (Unicorn's USR2 re-exec) is re-parented to us, and
+ * initd decides whether it becomes the app. So every child's death is
+ * reported to initd on the report fd as "exit PID STATUS\n" (the raw wait
+ * status), and we leave only when no child is left, like the last one. */
+static void reap(const struct options *o, pid_t app)
 {
+    static int last_status = 0;
     int status;
     pid_t pid;
-    while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
-        if (pid == app)
-            exit_like(status);
+    for (;;) {
+        pid = waitpid(-1, &status, WNOHANG);
+        if (pid > 0) {
+            if (!o->subreaper) {
+                if (pid == app)
+                    exit_like(status);
+                continue;
+            }
+            last_status = status;
+            if (o->report_fd >= 0) {
+                char line[48];
+                int n = snprintf(line, sizeof line, "exit %d %d\n", (int)pid, status);
+                if (write(o->report_fd, line, (size_t)n) < 0 && errno != EAGAIN)
+                    say("WARNING", "ppidshim: cannot report the exit of %d: %s", (int)pid,
+                        strerror(errno));
+            }
+            continue;
+        }
+        if (pid < 0 && errno == EINTR)
+            continue;
+        if (pid < 0 && errno == ECHILD && o->subreaper)
+            exit_like(last_status); /* nothing left to wait for */
+        return;
+    }
 }
 
 int main(int argc, char **argv)
@@ -435,7 +465,7 @@ int main(int argc, char **argv)
         if (sig < 0)
             continue; /* EINTR: a stop/continue of ourselves */
         if (sig == SIGCHLD)
-            reap(app); /* never forwarded: it is about our children */
+            reap(&o, app); /* never forwarded: it is about our children */
         else
             forward(&o, app, parent, &info);
     }

@@ -25,7 +25,6 @@ import pytest
 
 from helpers import app, sleep_until, Initd
 
-NEEDS_LEAD = pytest.mark.xfail(reason="needs lead: pid_file (11.4)", strict=True)
 
 # ASSUMPTION (the lead documents the real figure): when the app exits and its
 # pid file is missing, holds no pid yet, or names the app itself, initd waits
@@ -167,7 +166,6 @@ def upgrade(web, old):
 
 # --- (a) the upgrade itself --------------------------------------------------
 
-@NEEDS_LEAD
 @pytest.mark.parametrize("upgrades", [1, 2])
 def test_usr2_upgrade_no_request_fails_and_initd_follows(web_factory, upgrades):
     web = web_factory()
@@ -201,7 +199,6 @@ def test_usr2_upgrade_no_request_fails_and_initd_follows(web_factory, upgrades):
     assert web.exit_code() == 0
 
 
-@NEEDS_LEAD
 def test_exit_status_after_upgrade_is_the_successors(web_factory):
     """The successor's own exit code is the container's (7, not the old 0)."""
     web = web_factory()
@@ -211,7 +208,6 @@ def test_exit_status_after_upgrade_is_the_successors(web_factory):
     assert f"reexec_app {new}: exit 7 (asked over HTTP)" in web.initd.drain("out")
 
 
-@NEEDS_LEAD
 def test_health_checks_follow_the_successor(web_factory):
     """Probes go on after the handover and act on the new master: it turns
     unhealthy, initd stops it with its translated stop signal and exits 69."""
@@ -228,7 +224,6 @@ def test_health_checks_follow_the_successor(web_factory):
 
 # --- (b) the pid file appears late -------------------------------------------
 
-@NEEDS_LEAD
 def test_pid_file_written_after_the_old_master_left_is_followed(web_factory):
     """ASSUMES PID_FILE_GRACE: the new master writes the file 0.3 s after the
     old master exited (and no file exists meanwhile: USR2 renamed it .oldbin)."""
@@ -246,7 +241,6 @@ def test_pid_file_written_after_the_old_master_left_is_followed(web_factory):
     assert web.exit_code() == 0
 
 
-@NEEDS_LEAD
 def test_pid_file_later_than_the_grace_is_not_waited_for(web_factory):
     """ASSUMES PID_FILE_GRACE: a file written 2 s after the grace is too late;
     initd exits with the old master's code (5), within the grace and slack."""
@@ -272,7 +266,6 @@ def exits_with_the_apps_code(web, content):
     assert any(web.pid_file in line for line in err), err
 
 
-@NEEDS_LEAD
 @pytest.mark.parametrize("content", ["", "\n", "not a pid\n", "12abc\n", "-5\n", "0\n",
                                      "99999999999999999999999\n", "\x00\xff\n", "3 4\n"])
 def test_garbage_in_the_pid_file(web_factory, content):
@@ -281,7 +274,6 @@ def test_garbage_in_the_pid_file(web_factory, content):
     exits_with_the_apps_code(web, content)
 
 
-@NEEDS_LEAD
 def test_pid_file_naming_the_app_itself(web_factory):
     """The usual case: an app that writes a pid file and simply exits. The
     file still names it (dead, or a zombie not yet reaped)."""
@@ -293,7 +285,6 @@ def test_pid_file_naming_the_app_itself(web_factory):
     assert web.exit_code() == 7
 
 
-@NEEDS_LEAD
 def test_pid_file_naming_a_dead_pid(web_factory):
     web = web_factory()
     web.serving()
@@ -301,7 +292,6 @@ def test_pid_file_naming_a_dead_pid(web_factory):
     exits_with_the_apps_code(web, f"{dead}\n")
 
 
-@NEEDS_LEAD
 @pytest.mark.parametrize("who", ["initd", "shim"])
 def test_pid_file_naming_initd_or_the_shim(web_factory, who):
     web = web_factory()
@@ -310,7 +300,6 @@ def test_pid_file_naming_initd_or_the_shim(web_factory, who):
     exits_with_the_apps_code(web, f"{pid}\n")
 
 
-@NEEDS_LEAD
 def test_pid_file_naming_a_process_entered_from_outside(web_factory):
     """Unrelated = not descended from the shim. A process `docker exec` (here:
     nsenter into initd's namespaces) started is live and in the container,
@@ -329,7 +318,6 @@ def test_pid_file_naming_a_process_entered_from_outside(web_factory):
         intruder.wait(timeout=10)
 
 
-@NEEDS_LEAD
 def test_pid_file_naming_a_health_probe(web_factory, tmp_path):
     """A process initd started as a probe is never the app, even when the
     pid file names it (here the probe writes its own pid there)."""
@@ -351,7 +339,6 @@ def test_pid_file_naming_a_health_probe(web_factory, tmp_path):
 
 # --- (f) a successor that dies during the handover -----------------------------
 
-@NEEDS_LEAD
 def test_successor_dying_after_the_handover(web_factory):
     """Adopted, then dead: its status (9) is the container's."""
     web = web_factory("--successor-dies", "1.0")
@@ -364,7 +351,6 @@ def test_successor_dying_after_the_handover(web_factory):
     assert web.exit_code() == 9
 
 
-@NEEDS_LEAD
 def test_successor_dying_before_the_old_master_quits(web_factory):
     """Unicorn's "reexec-ed child died": the old master stays master, restores
     the pid file, and goes on serving; initd goes on too and later exits with
@@ -382,7 +368,6 @@ def test_successor_dying_before_the_old_master_quits(web_factory):
     assert web.exit_code() == 0
 
 
-@NEEDS_LEAD
 def test_successor_dying_as_the_old_master_exits(web_factory):
     """A race: the successor exits 9 right after QUITting the old master.
     Adopted then dead (9), or dead before initd looked (the old master's 0):
