@@ -165,6 +165,9 @@ class Supervisor:
             self.prober.start(now)
         if self.watchdog is not None:
             self.watchdog.arm(now)
+        # A role without notify or a health check is ready now; nothing may
+        # wake the loop for a long time (no deadline), so say it here.
+        self._readiness_hooks(now)
 
     # -- events -----------------------------------------------------------------
 
@@ -356,7 +359,7 @@ class Supervisor:
             self._look_for_successor(now)
         self.carry_out(self.life.on_tick(now))
         if self.life.state == lc.SWEEPING:
-            left = _leftovers()
+            left = _leftovers(self._hook_groups())
             self.carry_out(self.life.on_leftovers(None if left == ["all"] else len(left), now))
         self._readiness_hooks(now)
         if self.life.state in (lc.LINGERING, lc.DONE):
@@ -395,7 +398,7 @@ class Supervisor:
                 if self.shim is not None:
                     _kill(self.shim, signal.SIGKILL)
             elif kind == lc.SWEEP:
-                _signal_leftovers(action[1])
+                _signal_leftovers(action[1], self._hook_groups())
             elif kind == lc.START:
                 self.start(self.loop.now())
             elif kind == lc.SUSPEND:
@@ -414,6 +417,12 @@ class Supervisor:
             if self.watchdog is not None:
                 self.watchdog.disarm()
             self._readiness_hooks(self.loop.now())  # draining: not ready at once
+
+    def _hook_groups(self):
+        """The process groups of running hooks: the sweep spares them (a
+        `stopping` hook deregistering the app must not die of the SIGTERM
+        meant for the app's leftovers); their own timeout bounds them."""
+        return frozenset(self.hooks.running) if self.hooks is not None else frozenset()
 
     def deliver(self, signum):
         if self.app is None:
@@ -503,7 +512,10 @@ class Supervisor:
             key = "unhealthy" if reason == "unhealthy" else "exit"
             restarts_total[key] = restarts_total.get(key, 0) + 1
         state = life.public_state()
-        alive = self.app is not None and state in ("running", "stopping", "killing", "restarting")
+        # Draining is alive by definition: the app keeps serving (a liveness
+        # probe failing then would have the platform kill it mid-drain).
+        alive = self.app is not None and state in ("running", "draining", "stopping", "killing",
+                                                   "restarting")
         health_state = self.health.snapshot(now, wall) if self.health else {
             "state": "none", "failing_streak": 0, "last": None}
         ready = self.ready()
@@ -605,7 +617,15 @@ def _rss():
         return None
 
 
-def _leftovers():
+def _pgid(pid):
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[2])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _leftovers(spare=frozenset()):
     """The processes to sweep: as PID 1, everything else in our namespace
     (["all"] when there is something but /proc is not ours to count it); as a
     subreaper, our descendants only, never the host's processes. Zombies
@@ -618,11 +638,14 @@ def _leftovers():
             return []
         try:
             if os.readlink("/proc/self") == "1":
-                return [int(p) for p in os.listdir("/proc") if p.isdigit() and p != "1"] or ["all"]
+                pids = [int(p) for p in os.listdir("/proc") if p.isdigit() and p != "1"]
+                if spare:
+                    return [p for p in pids if _pgid(p) not in spare]
+                return pids or ["all"]
         except OSError:
             pass
         return ["all"]
-    return _descendants(os.getpid())
+    return [p for p in _descendants(os.getpid()) if not spare or _pgid(p) not in spare]
 
 
 def _descendants(pid):
@@ -646,9 +669,18 @@ def _descendants(pid):
     return found
 
 
-def _signal_leftovers(signum):
-    if os.getpid() == 1:
+def _signal_leftovers(signum, spare=frozenset()):
+    if os.getpid() == 1 and not spare:
         _kill(-1, signum)  # everything in the namespace but us
+        return
+    if spare:
+        # Hooks run: by pid, sparing their groups (new leftovers forked
+        # meanwhile are found on the next look, as for a subreaper).
+        left = _leftovers(spare)
+        if left == ["all"]:  # /proc is not ours to sort them: all, as before
+            _kill(-1, signum)
+        for pid in ([] if left == ["all"] else left):
+            _kill(pid, signum)
         return
     # A subreaper cannot kill(-1): that would reach the host. Signal every
     # descendant by pid; new ones forked meanwhile are found on the next
