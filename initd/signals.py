@@ -34,16 +34,20 @@ JOB_CONTROL = frozenset({signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU})
 DROP = 0  # a map destination that means: deliver nothing
 
 
+_NAMES = {}  # number -> name, filled on first use
+
+
 def name(signum):
     """SIGTERM for 15, SIGRTMIN+3 for real-time ones, and the number otherwise."""
     if signum == DROP:
         return "nothing"
     if signal.SIGRTMIN < signum <= signal.SIGRTMAX:
         return f"SIGRTMIN+{signum - signal.SIGRTMIN}"
-    for key, value in _known_names().items():
-        if value == signum and key not in _ALIASES:
-            return "SIG" + key
-    return str(signum)
+    if not _NAMES:
+        for key, value in _known_names().items():
+            if key not in _ALIASES:
+                _NAMES.setdefault(value, "SIG" + key)
+    return _NAMES.get(signum, str(signum))
 
 
 _ALIASES = ("IOT", "POLL", "CLD", "RTMIN", "RTMAX")  # other names of ABRT, IO, CHLD

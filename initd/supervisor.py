@@ -44,8 +44,9 @@ class Supervisor:
                                     # looking for a successor
         self.started_at = None      # monotonic, of the current app
         self.wall_started_at = None
-        self.counters = {"signals_received": {}, "signals_delivered": {},
-                         "orphans_reaped": 0, "probes": 0, "probe_failures": 0}
+        self.counters = {"orphans_reaped": 0, "probes": 0, "probe_failures": 0}
+        self.received = {}          # signal number -> count
+        self.delivered = {}
         self.stop_began = None
         self.stop_duration = None
         policy = None
@@ -173,9 +174,9 @@ class Supervisor:
 
     def on_signal(self, signum, sender, now):
         if signum != signal.SIGCHLD:
-            received = self.counters["signals_received"]
-            name = signals.name(signum)
-            received[name] = received.get(name, 0) + 1
+            # Counted by number on this hot path; status() names them.
+            received = self.received
+            received[signum] = received.get(signum, 0) + 1
         self.carry_out(self.life.on_signal(signum, sender, now))
 
     def on_shim_exit(self, pid, code, now):
@@ -427,9 +428,8 @@ class Supervisor:
     def deliver(self, signum):
         if self.app is None:
             return
-        delivered = self.counters["signals_delivered"]
-        name = signals.name(signum)
-        delivered[name] = delivered.get(name, 0) + 1
+        delivered = self.delivered
+        delivered[signum] = delivered.get(signum, 0) + 1
         if self.shim is not None and self.app_fd is None and signum not in _SHIM_CANNOT:
             # No pidfd for the app (no /proc to prove it is the shim's child):
             # the shim, our unreaped child (its pid cannot have been reused),
@@ -534,7 +534,10 @@ class Supervisor:
             "restarts": [{"reason": r, "exit_code": c} for r, c in life.restarts[-20:]],
             "restarts_total": restarts_total,
             "last_exit_code": life.code,
-            "counters": self.counters,
+            "counters": {**self.counters,
+                         "signals_received": {signals.name(n): c for n, c in self.received.items()},
+                         "signals_delivered": {signals.name(n): c
+                                               for n, c in self.delivered.items()}},
             "stop_duration": self.stop_duration,
             "rss_bytes": _rss(),
         }
