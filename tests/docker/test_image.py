@@ -5,9 +5,12 @@ What a production container relies on, checked end to end: the process tree
 (initd, then ppidshim, then the app), the FQDN the app sees (and a 63-character
 pod-style hostname that cannot take it), signals reaching the app, `docker
 stop` during requests in flight (every one answered, exit 0, within the
-grace), the worker finishing its current job and leaving the rest queued, a
-bad roles.json baked into an image, a hardened `docker run`, and the
-container's exit code being the app's own.
+grace, after the web role's drain), the worker finishing its current job and
+leaving the rest queued, health (`starting -> healthy` in `docker inspect`,
+an unhealthy app restarted by initd in the same container, `initd health` and
+`initd status` through `docker exec`), the `initd` launcher, a bad roles.json
+baked into an image, a hardened `docker run`, and the container's exit code
+being the app's own.
 
 Needs a running Docker engine (`sudo ./dev test` starts one). Without one the
 tests are skipped, except under CI (CI=true), where that is a failure: CI must
