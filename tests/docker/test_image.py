@@ -5,9 +5,12 @@ What a production container relies on, checked end to end: the process tree
 (initd, then ppidshim, then the app), the FQDN the app sees (and a 63-character
 pod-style hostname that cannot take it), signals reaching the app, `docker
 stop` during requests in flight (every one answered, exit 0, within the
-grace), the worker finishing its current job and leaving the rest queued, a
-bad roles.json baked into an image, a hardened `docker run`, and the
-container's exit code being the app's own.
+grace, after the web role's drain), the worker finishing its current job and
+leaving the rest queued, health (`starting -> healthy` in `docker inspect`,
+an unhealthy app restarted by initd in the same container, `initd health` and
+`initd status` through `docker exec`), the `initd` launcher, a bad roles.json
+baked into an image, a hardened `docker run`, and the container's exit code
+being the app's own.
 
 Needs a running Docker engine (`sudo ./dev test` starts one). Without one the
 tests are skipped, except under CI (CI=true), where that is a failure: CI must
@@ -20,6 +23,7 @@ image is rebuilt from the working tree each session, mostly from Docker's
 layer cache.
 """
 import concurrent.futures
+import datetime
 import json
 import os
 import pathlib
@@ -33,7 +37,9 @@ import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 BASE_IMAGE = "initd-base:bookworm"
-IMAGE = "initd-shop:test"
+# INITD_TEST_IMAGE: another tag, so two checkouts testing on one engine do not
+# run each other's image.
+IMAGE = os.environ.get("INITD_TEST_IMAGE", "initd-shop:test")
 BAD_IMAGE = "initd-shop:bad-roles"
 FQDN = "web-1.shop.example.com"
 # A pod name as Kubernetes makes them (Deployment, ReplicaSet hash, suffix),
@@ -247,6 +253,11 @@ def test_web_role_runs_under_initd_and_ppidshim_with_its_fqdn(containers, revisi
 
     # PID 1 is initd (its title names the role), running as the image's user.
     assert table[1][1].startswith("initd: web"), tree
+    # `initd` is the C launcher (shim/launcher.c), which execs python3 -I -S:
+    # so PID 1 is the interpreter, titled for the role (what ps shows).
+    exe = docker("exec", cid, "readlink", "/proc/1/exe").stdout.strip()
+    assert re.fullmatch(r"/usr/bin/python3\.\d+", exe), exe
+    assert docker("exec", cid, "cat", "/proc/1/comm").stdout.strip() == "initd: web"
 
     # Its one child is the shim, titled for the role.
     shims = [pid for pid, (ppid, args) in table.items() if args == "ppidshim: web"]
@@ -302,22 +313,39 @@ def test_docker_kill_hup_reaches_the_app(containers):
 
 IN_FLIGHT = 6
 SLOW = 3.0  # seconds each request takes
+DRAIN = 3.0  # the web role's "drain" (roles.json)
+WEB_GRACE = 15  # > the web role's stop budget, 12 s
+
+
+def exec_code(cid, *command):
+    """The exit code of COMMAND run in the container (as its user, as
+    Docker's HEALTHCHECK runs it)."""
+    return docker("exec", cid, *command, check=False, timeout=30).returncode
 
 
 def test_docker_stop_during_requests_answers_every_one_and_exits_0_within_the_grace(
         containers):
     cid = containers(IMAGE)
     wait_serving(cid)
-    with concurrent.futures.ThreadPoolExecutor(IN_FLIGHT) as pool:
+    # One more thread than requests: the one that runs `docker stop`.
+    with concurrent.futures.ThreadPoolExecutor(IN_FLIGHT + 1) as pool:
         futures = [pool.submit(get, cid, f"/slow?seconds={SLOW}&n={n}", 30)
                    for n in range(IN_FLIGHT)]
         # Stop only once every request is inside the app.
         if not sleep_until(lambda: logs(cid).count("request in flight") == IN_FLIGHT, 10):
             pytest.fail(f"the {IN_FLIGHT} requests did not all arrive:\n{logs(cid)}")
         started = time.monotonic()
-        # Docker's default grace (10 s) exceeds the web role's stop budget
-        # (stop_timeout 7 + orphan_grace 2 = 9 s): `initd check` prints it.
-        docker("stop", "--time", "10", cid, timeout=60)
+        # The grace (15 s) exceeds the web role's stop budget, which `initd
+        # check` prints: drain 3 + stop_timeout 7 + orphan_grace 2 = 12 s.
+        stop = pool.submit(docker, "stop", "--time", str(WEB_GRACE), cid, timeout=60)
+        # The drain: initd says not ready at once, and the app still takes
+        # new requests until it gets SIGQUIT 3 s later. (Liveness during the
+        # drain: tests/integration/test_drain_liveness.py.)
+        if not sleep_until(lambda: exec_code(cid, "initd", "health", "--ready") == 1, DRAIN):
+            pytest.fail(f"`initd health --ready` still 0 after the drain began:\n{logs(cid)}")
+        assert get(cid, "/healthz")[0] == 200, logs(cid)
+        assert "got SIGQUIT" not in logs(cid)
+        stop.result(timeout=60)
         elapsed = time.monotonic() - started
         answers = [f.result(timeout=30) for f in futures]
     output = logs(cid)
@@ -326,7 +354,8 @@ def test_docker_stop_during_requests_answers_every_one_and_exits_0_within_the_gr
     assert output.count("request done") == IN_FLIGHT, output
     assert "graceful stop complete: exit 0" in output, output
     assert state(cid) == (False, 0), output  # the app's 0, not 137 for a SIGKILL
-    assert elapsed < 7, f"docker stop took {elapsed:.1f} s: was it SIGKILLed?\n{output}"
+    # At least the drain, well under the budget: the app's own stop ended it.
+    assert DRAIN <= elapsed < DRAIN + 5, f"docker stop took {elapsed:.1f} s\n{output}"
 
 
 @pytest.fixture
@@ -387,9 +416,15 @@ def test_a_bad_roles_json_baked_into_an_image_exits_2_with_one_line(containers, 
 
 
 def test_hardened_run_read_only_no_capabilities_non_root_no_new_privileges(containers):
-    cid = containers("--read-only", "--cap-drop", "ALL", "--user", "1000:1000",
-                     "--security-opt", "no-new-privileges", "--hostname", "web-1", IMAGE)
+    # --tmpfs /tmp: initd's control socket, /tmp/initd-1000/initd.sock (a
+    # non-root initd's default), needs a writable /tmp on a read-only root.
+    cid = containers("--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL",
+                     "--user", "1000:1000", "--security-opt", "no-new-privileges",
+                     "--hostname", "web-1", "--health-interval", "1s", IMAGE)
     wait_serving(cid)
+    # The image's HEALTHCHECK (`initd health`, run as uid 1000) finds initd.
+    wait_docker_health(cid, "healthy", 15)
+    assert "WARNING" not in logs(cid), logs(cid)
     assert app_said(cid)[2] == FQDN  # the preload library still loads
     assert get(cid, "/")[0] == 200
     status = docker("exec", cid, "cat", "/proc/1/status").stdout
@@ -401,10 +436,137 @@ def test_hardened_run_read_only_no_capabilities_non_root_no_new_privileges(conta
     assert "graceful stop complete: exit 0" in logs(cid)
 
 
+def test_read_only_without_a_writable_tmp_runs_the_app_and_says_how_to_get_the_socket(
+        containers):
+    # What the README warns of: no --tmpfs /tmp, so no control socket. The
+    # app runs (a missing socket never stops it); initd says so in one line;
+    # `initd health` (the HEALTHCHECK) exits 3, "no initd answered".
+    cid = containers("--read-only", "--user", "1000:1000", IMAGE)
+    wait_serving(cid)
+    warnings = [line for line in logs(cid).splitlines() if line.startswith("initd: WARNING")]
+    assert len(warnings) == 1, logs(cid)
+    assert "/tmp/initd-1000" in warnings[0] and "Read-only file system" in warnings[0]
+    assert "--control PATH" in warnings[0], warnings[0]
+    assert exec_code(cid, "initd", "health") == 3
+
+
 def test_initd_check_in_the_image_prints_the_roles(image):
     result = docker("run", "--rm", IMAGE, "check")
     assert "web:" in result.stdout and "worker:" in result.stdout, result.stdout
     assert "/app/container/roles.json: ok (2 roles checked)" in result.stdout, result.stdout
+    # The stop budgets the README, the manifests and the tests' graces rely on.
+    assert "stop budget: 12s (drain 3 + stop_timeout 7 + orphan_grace 2)" in result.stdout
+    assert "stop budget: 27s (drain 0 + stop_timeout 25 + orphan_grace 2)" in result.stdout
+
+
+def test_the_initd_command_is_the_launcher_and_runs_as_pid_1(image):
+    # `initd` in the image is the C launcher the wheel installs (not a
+    # console_scripts wrapper), and it starts initd with python -I -S.
+    out = docker("run", "--rm", "--entrypoint", "initd", IMAGE, "--version").stdout
+    assert re.fullmatch(r"initd \S+\n", out), out
+    where = docker("run", "--rm", "--entrypoint", "python3", IMAGE, "-c",
+                   "import shutil; p = shutil.which('initd'); "
+                   "print(p, open(p, 'rb').read(4) == bytes([127]) + b'ELF')").stdout
+    assert where.split() == ["/usr/local/bin/initd", "True"], where
+    # As PID 1 with no role file involved: `--` and a command. Its exit code
+    # is the command's; under it the process tree is initd, shim, app.
+    ps = "import os; print(open('/proc/1/cmdline', 'rb').read().split(bytes(1))[0].decode())"
+    out = docker("run", "--rm", "--entrypoint", "/usr/local/bin/initd", IMAGE,
+                 "--", "python3", "-c", ps).stdout
+    assert out.strip().startswith("initd"), out
+
+
+def docker_health(cid):
+    """Docker's view of the HEALTHCHECK: (status, log entries)."""
+    out = docker("inspect", "--format", "{{json .State.Health}}", cid).stdout
+    health = json.loads(out)
+    return health["Status"], health["Log"] or []
+
+
+def wait_docker_health(cid, wanted, timeout):
+    if not sleep_until(lambda: docker_health(cid)[0] == wanted, timeout, interval=0.3):
+        pytest.fail(f"docker health not {wanted!r} within {timeout} s: {docker_health(cid)}"
+                    f"\n{logs(cid)}")
+
+
+def initd_status(cid):
+    return json.loads(docker("exec", cid, "initd", "status", "--json").stdout)
+
+
+def test_health_starting_then_healthy_and_initd_health_and_status_by_docker_exec(containers):
+    cid = containers(IMAGE)
+    # The image's HEALTHCHECK as shipped: `initd health` every 10 s.
+    test = json.loads(docker("inspect", "--format", "{{json .Config.Healthcheck.Test}}",
+                             cid).stdout)
+    assert test == ["CMD", "initd", "health"], test
+    assert docker_health(cid)[0] == "starting"
+    wait_serving(cid)
+    # docker exec runs as the image's USER (uid 1000), initd's user: it
+    # finds the control socket at the non-root default.
+    assert exec_code(cid, "initd", "health") == 0
+    assert docker("exec", cid, "ls", "/tmp/initd-1000").stdout.split() == ["initd.sock"]
+    # initd's own check (roles.json: GET /healthz, every 0.5 s while
+    # starting); the role is ready for traffic only once it passed.
+    if not sleep_until(lambda: initd_status(cid)["health"]["state"] == "healthy", 10):
+        pytest.fail(f"initd's health check not healthy: {initd_status(cid)}")
+    assert exec_code(cid, "initd", "health", "--ready") == 0
+    status = initd_status(cid)
+    assert status["role"] == "web" and status["alive"] and status["ready"], status
+    assert status["pids"]["initd"] == 1 and status["pids"]["app"] == app_said(cid)[0], status
+    # Docker has not asked yet: still "starting".
+    assert docker_health(cid)[0] == "starting"
+    # Docker's first check comes one interval (10 s) after the start.
+    wait_docker_health(cid, "healthy", 20)
+    assert docker_health(cid)[1][-1]["ExitCode"] == 0
+
+
+def test_an_unhealthy_app_is_restarted_by_initd_and_the_container_stays_up(containers):
+    cid = containers("--health-interval", "1s", IMAGE)
+    wait_serving(cid)
+    if not sleep_until(lambda: initd_status(cid)["health"]["state"] == "healthy", 10):
+        pytest.fail(f"initd's health check not healthy: {initd_status(cid)}")
+    wait_docker_health(cid, "healthy", 10)
+    before = initd_status(cid)["pids"]
+    assert get(cid, "/break")[0] == 200  # /healthz answers 503 from now on
+
+    # initd's check fails twice (retries 2, every 5 s), then initd stops the
+    # app gracefully (SIGQUIT) and starts a new one under a new shim.
+    def restarted():
+        status = initd_status(cid)
+        return (status["pids"]["app"] not in (None, before["app"])
+                and status["health"]["state"] == "healthy" and status)
+    status = sleep_until(restarted, 30, interval=0.5)
+    if not status:
+        pytest.fail(f"no restart within 30 s: {initd_status(cid)}\n{logs(cid)}")
+    output = logs(cid)
+    assert "web: health healthy -> unhealthy, code 503" in output, output
+    assert "got SIGQUIT: graceful stop" in output, output
+    assert status["restarts_total"] == {"unhealthy": 1}, status
+    assert status["pids"]["initd"] == 1 and status["pids"]["shim"] != before["shim"], status
+    # The new app answers, with a shim as its parent; the container never stopped.
+    assert get(cid, "/healthz")[0] == 200
+    whoami = json.loads(get(cid, "/whoami")[1])
+    assert (whoami["pid"], whoami["ppid"]) == (status["pids"]["app"], status["pids"]["shim"])
+    assert state(cid) == (True, 0)
+    assert docker("inspect", "--format", "{{.RestartCount}}", cid).stdout.strip() == "0"
+    # Docker's HEALTHCHECK, asking initd, ends healthy after the restart.
+    restart_seen = time.time()
+
+    def healthy_since_restart():
+        status, log = docker_health(cid)
+        return status == "healthy" and log and log[-1]["ExitCode"] == 0 and (
+            _docker_time(log[-1]["Start"]) > restart_seen)
+    if not sleep_until(healthy_since_restart, 10, interval=0.3):
+        pytest.fail(f"docker health after the restart: {docker_health(cid)}")
+
+
+def _docker_time(text):
+    """Seconds since the epoch of Docker's RFC 3339 time with nanoseconds."""
+    head, _, rest = text.partition(".")
+    frac = rest.rstrip("Z").split("+")[0].split("-")[0]
+    stamp = datetime.datetime.strptime(head, "%Y-%m-%dT%H:%M:%S").replace(
+        tzinfo=datetime.timezone.utc)
+    return stamp.timestamp() + float("0." + (frac or "0"))
 
 
 @pytest.mark.parametrize("command, expected", [

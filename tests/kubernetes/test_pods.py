@@ -23,7 +23,9 @@ explicitly; the comments at each call say which step it stands for:
     stop each app container first;
   - an exec probe's argv is joined into one shell string: the manifests'
     probes are one word per item with no shell (no `sh -c`);
-  - readinessProbe is ignored: the test GETs the endpoint itself;
+  - readinessProbe is ignored: the test runs its command (`initd health
+    --ready`) with `podman exec`, as a kubelet runs an exec probe; 4.3
+    refuses an exec into a container being stopped, so not during the drain;
   - probes run only on demand (no systemd timers): `podman healthcheck run`.
 
 podman runs with tests/kubernetes/containers.conf (CONTAINERS_CONF: runc,
@@ -199,7 +201,14 @@ def processes(container):
 
 IN_FLIGHT = 6
 SLOW = 3.0
-GRACE = 15  # the manifests' terminationGracePeriodSeconds for web
+DRAIN = 3.0  # the web role's "drain" (examples/shop/container/roles.json)
+GRACE = 15  # the manifests' terminationGracePeriodSeconds for web (budget 12 s)
+
+
+def ready(container):
+    """The exit code of the readinessProbe's command, run as a kubelet runs
+    an exec probe: in the container, as its user."""
+    return podman("exec", container, "initd", "health", "--ready", check=False).returncode
 
 
 def test_web_pod_probe_passes_and_pod_stop_answers_every_request_in_flight(play):
@@ -216,11 +225,21 @@ def test_web_pod_probe_passes_and_pod_stop_answers_every_request_in_flight(play)
     assert table[ppid][2] == "ppidshim: web" and table[ppid][0] == 1 and ppid != 1
     assert table[pid][0] == ppid
 
+    # The manifest's probes ask initd: `initd health` (liveness) and
+    # `initd health --ready` (readiness), run as the container's user.
+    # (4.3 turns the exec argv into a CMD-SHELL line ending in `|| exit 1`.)
+    test = json.loads(inspect(web, "{{json .Config.Healthcheck.Test}}"))
+    assert test[:3] == ["CMD-SHELL", "initd", "health"], test
     # The kubelet's livenessProbe tick (4.3 has no timers without systemd).
     podman("healthcheck", "run", web)
     assert inspect(web, "{{.State.Health.Status}}") == "healthy"
+    # The kubelet's readinessProbe (4.3 ignores it: run as the kubelet
+    # would, an exec in the container): ready once initd's own check passed.
+    if not sleep_until(lambda: ready(web) == 0, 10):
+        pytest.fail(f"`initd health --ready` did not pass within 10 s:\n{logs(web)}")
 
-    with concurrent.futures.ThreadPoolExecutor(IN_FLIGHT) as pool:
+    # One more thread than requests: the one that runs the stop.
+    with concurrent.futures.ThreadPoolExecutor(IN_FLIGHT + 1) as pool:
         futures = [pool.submit(get, web, f"/slow?seconds={SLOW}&n={n}", 30)
                    for n in range(IN_FLIGHT)]
         if not sleep_until(lambda: logs(web).count("request in flight") == IN_FLIGHT, 10):
@@ -229,7 +248,15 @@ def test_web_pod_probe_passes_and_pod_stop_answers_every_request_in_flight(play)
         # The kubelet deleting the pod, step 1 (killContainer): SIGTERM to
         # the container's first process (initd), SIGKILL after
         # terminationGracePeriodSeconds (4.3 ignores the manifest's value).
-        podman("stop", "--time", str(GRACE), web, timeout=GRACE + 30)
+        # Then the drain (roles.json: 3 s): initd reports not ready while the
+        # app keeps serving. (4.3 refuses `podman exec` into a container
+        # being stopped, so the readinessProbe cannot be run here; the Docker
+        # test shows it failing during the drain.)
+        stop = pool.submit(podman, "stop", "--time", str(GRACE), web, timeout=GRACE + 30)
+        sleep_until(lambda: False, 1.0)  # inside the drain
+        assert get(web, "/healthz")[0] == 200, logs(web)
+        assert "got SIGQUIT" not in logs(web)
+        stop.result(timeout=GRACE + 30)
         elapsed = time.monotonic() - started
         answers = [f.result(timeout=30) for f in futures]
     # Step 2 (StopPodSandbox), once every container has exited: the pause
@@ -239,7 +266,8 @@ def test_web_pod_probe_passes_and_pod_stop_answers_every_request_in_flight(play)
     assert answers == [(200, f"slept {SLOW:g}s\n")] * IN_FLIGHT, output
     assert "graceful stop complete: exit 0" in output, output
     assert inspect(web, "{{.State.ExitCode}}") == "0", output
-    assert elapsed < SLOW + 4, f"pod stop took {elapsed:.1f} s (grace {GRACE}):\n{output}"
+    # The drain, then the app's own graceful stop: well within the grace.
+    assert DRAIN <= elapsed < DRAIN + 5, f"pod stop took {elapsed:.1f} s (grace {GRACE}):\n{output}"
 
 
 def test_worker_pod_starts_and_stops_gracefully(play):
@@ -258,6 +286,9 @@ def test_shared_pid_pod_initd_is_a_subreaper_reaps_orphans_and_stops_cleanly(pla
     play("shop-shared-pid.yaml")
     web, helper = "shop-shared-web", "shop-shared-helper"
     wait_serving(web)
+    # Each initd answers its own container's probe (its socket is in its
+    # own /tmp: sharing the PID namespace shares no files).
+    podman("healthcheck", "run", web)
     # The helper's script leaves two `sleep 600` behind; wait until both are
     # re-parented to its initd.
     def orphans():
