@@ -118,9 +118,10 @@ def summary(s):
     if last:
         text += (f"; last probe {'ok' if last.get('ok') else 'failed'}"
                  f" in {last.get('duration') or 0:.3f}s")
-        if last.get("code") is not None:
-            text += f", exit {last['code']}"
-        if last.get("detail"):
+        detail = last.get("detail") or ""
+        if last.get("code") is not None and not detail.startswith("HTTP"):
+            text += f", exit {last['code']}"  # an HTTP probe's detail names its status
+        if detail:
             text += f": {last['detail']}"
     lines.append(f"  health    {text}")
     if last and last.get("output"):

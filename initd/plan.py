@@ -48,7 +48,7 @@ Plan = record("Plan", [
     "drain",          # seconds of not-ready serving between a stop signal and its delivery
     "exit_delay",     # seconds to linger after everything is gone
     "metrics",        # "HOST:PORT" to serve Prometheus metrics on, or None
-    "hooks",          # hooks.HookSet
+    "hooks",          # hooks.HookSet, or None when the role has no hooks
     "control",        # the control socket's path from --control/INITD_CONTROL, or None
     "no_control",     # --no-control
     "pid_file",       # the app's pid file: a live successor named there becomes the app
@@ -107,17 +107,22 @@ def build(s, environ, cwd, checking=False):
 def _control(s, role):
     """Readiness, drain, linger, metrics and hooks: the role's keys, with
     --exit-delay and --metrics (or their variables) winning."""
-    from initd import hooks
-    keys = role.control or hooks.parse_keys({})
-    exit_delay = _seconds(s, "exit_delay", keys.exit_delay)
-    metrics = keys.metrics
+    keys = role.control
+    metrics = keys.metrics if keys else None
     if s.metrics is not None:
+        from initd import hooks
         try:
             metrics = hooks.parse_metrics(s.metrics, s.origin["metrics"])
         except ValueError as e:
             raise InitdError(str(e))
-    return {"notify": keys.notify, "watchdog": keys.watchdog, "drain": keys.drain,
-            "exit_delay": exit_delay, "metrics": metrics, "hooks": keys.hooks,
+    # A role from the command line has no keys: the defaults, without
+    # importing hooks.py at every container start.
+    return {"notify": keys.notify if keys else False,
+            "watchdog": keys.watchdog if keys else 0.0,
+            "drain": keys.drain if keys else 0.0,
+            "exit_delay": _seconds(s, "exit_delay", keys.exit_delay if keys else 0.0),
+            "metrics": metrics,
+            "hooks": keys.hooks if keys and keys.hooks.commands else None,
             "control": s.control, "no_control": bool(s.no_control)}
 
 
@@ -370,7 +375,7 @@ def describe(plan):
     if plan.pid_file:
         lines.append(f"  pid_file: {plan.pid_file} (a successor named there, the shim's "
                      "child, becomes the app)")
-    for event, argv in sorted(plan.hooks.commands.items()):
+    for event, argv in sorted(plan.hooks.commands.items() if plan.hooks else ()):
         lines.append(f"  hook {event}: {shlex.join(argv)} (timeout {plan.hooks.timeout:g}s)")
     budget = plan.drain + plan.stop_timeout + plan.orphan_grace
     lines.append(f"  stop budget: {budget:g}s (drain {plan.drain:g} + stop_timeout "

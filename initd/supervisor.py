@@ -84,7 +84,7 @@ class Supervisor:
                                         self.on_probe_result, status=lambda: self.health.state)
             loop.add(self.prober)
         self.hooks = None
-        if plan.hooks.commands:
+        if plan.hooks is not None:
             from initd import hooks
             self.hooks = hooks.Hooks(plan.hooks, plan.name, loop, self.plan.env, plan.workdir,
                                      plan.account)

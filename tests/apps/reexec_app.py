@@ -186,10 +186,13 @@ def main():
     # the main thread alone takes these signals, with sigwait.
     signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED)
     sock = listening(opts)
-    server, thread = serve(opts, sock)
     old = os.environ.pop("REEXEC_OLD", None)
     if old is None:
+        # Before serving: a test that sees an answer may then overwrite the
+        # file, and must not race this write.
         write_pidfile(opts["pidfile"], f"{os.getpid()}\n")
+    server, thread = serve(opts, sock)
+    if old is None:
         say(f"master listening on 127.0.0.1:{opts['port']}")
     else:
         say(f"new master serving (old master {old})")
