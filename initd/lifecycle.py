@@ -44,6 +44,9 @@ EXIT, RESTART = "exit", "restart"
 UNHEALTHY_EXIT_CODE = 69
 ERROR, WARNING, INFO, DEBUG = 0, 1, 2, 3  # log.py's levels
 
+# Signals on_signal itself must look at: they stop, suspend or only wake.
+_DECIDED = signals.STOP | signals.JOB_CONTROL | {signal.SIGCHLD}
+
 # How long leftovers may take to die after SIGKILL before initd names them
 # and exits anyway (a process stuck in the kernel, D state, ignores it).
 KILL_WAIT = 5.0
@@ -163,6 +166,15 @@ class Lifecycle:
             self.deadline = until
             return True
         return False
+
+    def passthrough(self, signum):
+        """The fast path of on_signal, for the signals that change nothing
+        but the app (USR1, HUP, WINCH... while RUNNING, nothing to log): the
+        signal to deliver (signals.DROP: none). None when on_signal must
+        decide (a stop or job-control signal, another state, -v)."""
+        if self.state != RUNNING or self.chatty or signum in _DECIDED:
+            return None
+        return self.signal_map.get(signum, signum)
 
     def on_shim_exit(self, code, app_is_child, now):
         """The ppidshim was reaped. app_is_child: the app was re-parented to

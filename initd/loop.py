@@ -95,22 +95,44 @@ class Loop:
 
     def _dispatch(self, ready):
         now = time.monotonic()
+        # Signals first, whatever order poll listed the fds in: forwarding
+        # is the latency that matters most. No wrapper calls on this path
+        # (each costs a cold PID 1 microseconds); the guards are inline.
         for fd, revents in ready:
             if fd == self.signal_fd:
-                handler = self._read_signals
-            else:
+                self._read_signals(fd, revents, now)
+                break
+        for fd, revents in ready:
+            if fd != self.signal_fd:
                 handler = self.handlers.get(fd)
-            if handler is not None:
-                _guarded(handler, fd, revents, now)
-        _guarded(self.reap, now)
-        for component in list(self.components):
-            _guarded(component.on_tick, now)
+                if handler is not None:
+                    _guarded(handler, fd, revents, now)
+        try:
+            self.reap(now)
+        except Exception as e:  # noqa: BLE001 - PID 1 must not die of its own bug
+            log.error(f"internal error while reaping, carrying on: {type(e).__name__}: {e}")
+        for component in self.components:
+            try:
+                component.on_tick(now)
+            except Exception as e:  # noqa: BLE001
+                log.error(f"internal error in {type(component).__name__}.on_tick, "
+                          f"carrying on: {type(e).__name__}: {e}")
 
     def _read_signals(self, fd, revents, now):
-        for signum, sender in sigfd.read_signals(fd):
+        on_signal = self.on_signal
+        try:
+            batch = sigfd.read_signals(fd)
+        except Exception as e:  # noqa: BLE001
+            log.error(f"internal error reading signals, carrying on: {type(e).__name__}: {e}")
+            return
+        for signum, sender in batch:
             if signum in _SELF_INFLICTED and sender == self.self_pid:
                 continue
-            _guarded(self.on_signal, signum, sender, now)
+            try:  # one signal's trouble must not lose the rest of the batch
+                on_signal(signum, sender, now)
+            except Exception as e:  # noqa: BLE001
+                log.error(f"internal error handling signal {signum}, carrying on: "
+                          f"{type(e).__name__}: {e}")
 
     def reap(self, now):
         # The whole drain first: a callback may need to know what else was

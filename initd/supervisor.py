@@ -177,7 +177,11 @@ class Supervisor:
             # Counted by number on this hot path; status() names them.
             received = self.received
             received[signum] = received.get(signum, 0) + 1
-        self.carry_out(self.life.on_signal(signum, sender, now))
+        delivered = self.life.passthrough(signum)
+        if delivered is None:
+            self.carry_out(self.life.on_signal(signum, sender, now))
+        elif delivered:
+            self.deliver(delivered)
 
     def on_shim_exit(self, pid, code, now):
         if pid != self.shim:
@@ -271,6 +275,7 @@ class Supervisor:
                         f"successor pid {pid} named in {self.plan.pid_file}")
             if self.life.state in (lc.STOPPING, lc.KILLING) and self.life.stop_sent:
                 self.deliver(self.life.stop_sent)  # a stop that came meanwhile
+            self._readiness_hooks(now)
             return
         if now >= deadline:
             self._end_lookup(now, why)
@@ -294,6 +299,12 @@ class Supervisor:
 
     def on_notify(self, event, value, now):
         """A datagram from the app over NOTIFY_SOCKET (sd_notify(3))."""
+        try:
+            self._on_notify(event, value, now)
+        finally:
+            self._readiness_hooks(now)  # READY=1, RELOADING=1 change readiness
+
+    def _on_notify(self, event, value, now):
         if event == "ready":
             if not self.notify_ready:
                 log.info(f"{self.plan.name} says it is ready (READY=1)")
@@ -344,6 +355,7 @@ class Supervisor:
             health.describe(self.plan.name, change))
         if change.new == health.UNHEALTHY:
             self.carry_out(self.life.on_unhealthy(now))
+        self._readiness_hooks(now)
 
     # -- the component protocol ---------------------------------------------------
 
@@ -356,6 +368,10 @@ class Supervisor:
         return deadline
 
     def on_tick(self, now):
+        life = self.life
+        if (life.state == lc.RUNNING and self.lookup is None
+                and (life.deadline is None or now < life.deadline)):
+            return  # the steady state: nothing is due (readiness is looked at where it changes)
         if self.lookup is not None:
             self._look_for_successor(now)
         self.carry_out(self.life.on_tick(now))

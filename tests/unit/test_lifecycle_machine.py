@@ -166,3 +166,18 @@ def test_subreaper_rescans_while_sweeping():
     life.on_shim_exit(0, app_is_child=False, now=0.0)
     life.on_leftovers(1, now=0.0)
     assert life.next_deadline(0.0) == 0.1
+
+
+def test_passthrough_is_on_signal_for_the_signals_that_change_nothing():
+    """The fast path must deliver exactly what on_signal would, and step
+    aside for everything on_signal decides."""
+    life = make(signal_map={signal.SIGUSR1: signal.SIGUSR2, signal.SIGHUP: 0})
+    for signum in (signal.SIGUSR1, signal.SIGHUP, signal.SIGWINCH, 40):
+        expected = kinds(make(signal_map=life.signal_map).on_signal(signum, 1, now=0.0))
+        fast = life.passthrough(signum)
+        assert ([(lc.DELIVER, fast)] if fast else []) == expected
+    for signum in (TERM, INT, signal.SIGTSTP, signal.SIGCHLD):
+        assert life.passthrough(signum) is None
+    assert make(chatty=True).passthrough(signal.SIGUSR1) is None
+    life.on_signal(TERM, 1, now=0.0)
+    assert life.passthrough(signal.SIGUSR1) is None  # STOPPING: on_signal decides
