@@ -68,11 +68,13 @@ def main(argv=None):
     p.add_argument("--gap-us", type=int, default=0, help="pause before each signal")
     p.add_argument("--pin", choices=("none", "same", "split"), default="none")
     p.add_argument("--initd", default=env.default_initd())
+    p.add_argument("--pythonpath", default=env.REPO,
+                   help="where initd is imported from (a patched copy to compare)")
     p.add_argument("--extra", default="", help="extra initd options")
     p.add_argument("--verbose", action="store_true")
     args = p.parse_args(argv)
     raise_on_signals()
-    tools = env.prepare_tools()
+    tools = env.prepare_tools(args.pythonpath)
     clock = time.CLOCK_MONOTONIC
     variants = [("initd", [*shlex.split(args.initd), *shlex.split(args.extra), "--"]),
                 ("tini", ["tini", "--"])]

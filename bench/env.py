@@ -57,19 +57,38 @@ class Tools:
 
 
 def default_initd():
-    """The `initd` console script installed with this interpreter (a
-    virtualenv's, as `./dev` makes), which is how an image starts initd;
-    else `python -m initd`, which costs runpy's imports (about 9 ms) more.
-    PYTHONPATH comes before site-packages, so either imports the checkout."""
+    """The `initd` command installed with this interpreter (a virtualenv's, as
+    `./dev` makes), which is how an image starts initd: since issue 15 a small
+    C launcher that runs `python -I -S`, so PYTHONPATH is ignored and it
+    imports the installed copy. It is used when that copy is this checkout's
+    (`./dev` reinstalls on every change); else `python -m initd`, which
+    imports the checkout through PYTHONPATH and costs runpy's imports (about
+    9 ms) more."""
     script = os.path.join(os.path.dirname(sys.executable), "initd")
-    try:
-        with open(script, "rb") as f:
-            shebang = f.readline().decode(errors="replace")
-    except OSError:
-        shebang = ""
-    if shebang.startswith("#!") and shebang[2:].strip() == sys.executable:
+    if os.access(script, os.X_OK) and _installed_is_checkout():
         return shlex.quote(script)
     return f"{shlex.quote(sys.executable)} -m initd"
+
+
+def _installed_is_checkout():
+    """Whether the initd package in site-packages has the checkout's sources."""
+    import hashlib
+    import sysconfig
+    installed = os.path.join(sysconfig.get_paths()["purelib"], "initd")
+    checkout = os.path.join(REPO, "initd")
+
+    def digest(folder):
+        h = hashlib.sha256()
+        try:
+            names = sorted(n for n in os.listdir(folder) if n.endswith((".py", ".json")))
+            for name in names:
+                with open(os.path.join(folder, name), "rb") as f:
+                    h.update(name.encode() + b"\0" + f.read())
+        except OSError:
+            return None
+        return h.hexdigest()
+
+    return digest(installed) is not None and digest(installed) == digest(checkout)
 
 
 def prepare_tools(pythonpath=REPO):
