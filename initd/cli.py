@@ -11,7 +11,7 @@ import sys
 
 from initd import __version__, config, log, signals, values
 from initd.errors import InitdError
-from initd.settings import Settings
+from initd.settings import Settings, personality
 
 USAGE = """\
 usage: initd [OPTIONS] --role NAME        run a role of roles.json
@@ -232,13 +232,9 @@ def set_title(title):
     # surrogate escapes, which setproctitle cannot encode.
     title = title.encode(errors="surrogateescape").decode(errors="replace")
     try:
-        import importlib.machinery
-        package = importlib.machinery.PathFinder.find_spec("setproctitle")
-        spec = importlib.machinery.PathFinder.find_spec(
-            "_setproctitle", package.submodule_search_locations)
-        module = spec.loader.create_module(spec)
-        spec.loader.exec_module(module)
-        module.setproctitle(title)
+        from initd import native
+        path = native.find_in_package("setproctitle", "_setproctitle")
+        native.load("_setproctitle", path).setproctitle(title)
     except Exception:  # noqa: BLE001 - a missing title is cosmetic: the usual way, or none
         try:
             import setproctitle
@@ -301,8 +297,7 @@ def _prctl(call, value):
 
 def _personality_is_initd():
     try:
-        from initd import compat
-        return compat.personality(sys.argv[0], os.environ) == "initd"
+        return personality(sys.argv[0], os.environ) == "initd"
     except InitdError:
         return False
 
@@ -338,9 +333,12 @@ def main(argv=None):
     inherited_mask = signal.pthread_sigmask(signal.SIG_BLOCK, signals.WAITED)
     _standard_fds()
     try:
-        from initd import compat
-        who = compat.personality(sys.argv[0], os.environ)  # the name we run under
-        s = parse_args(argv, os.environ) if who == "initd" else compat.parse(who, argv, os.environ)
+        who = personality(sys.argv[0], os.environ)  # the name we run under
+        if who == "initd":
+            s = parse_args(argv, os.environ)
+        else:
+            from initd import compat  # only under their names
+            s = compat.parse(who, argv, os.environ)
         s.inherited_mask = inherited_mask
         log.level = min(log.WARNING + s.verbose, log.DEBUG)
         if who != "initd" and s.action != "run":

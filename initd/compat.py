@@ -14,16 +14,14 @@ remapping, reap warnings, job control), spawn.py and the shim (setsid, the
 controlling tty, the exec-failure code), cli.run (subreaper, parent-death
 signal). docs/migrating.md lists the flags and the deliberate differences.
 """
-import os
 import sys
 
 from initd import __version__, signals
-from initd.settings import Settings
+from initd.settings import PERSONALITIES, Settings, personality  # noqa: F401 - compat's names
 from initd.errors import InitdError
 
 TINI_VERSION = "0.19.0"
 DUMB_INIT_VERSION = "1.2.5"
-PERSONALITIES = ("initd", "tini", "dumb-init")
 
 # tini's -p accepts exactly these spellings (its signal_names table, tini.c).
 TINI_PDEATH_NAMES = (
@@ -36,23 +34,6 @@ TINI_PDEATH_NAMES = (
 DUMB_INIT_LONG = {"help": "h", "single-child": "c", "rewrite": "r",
                   "verbose": "v", "version": "V"}
 DUMB_INIT_MAXSIG = 31  # -r takes 1-31 (0 as the destination drops)
-
-
-def personality(prog, environ):
-    """Who to be: INITD_AS if set, else the name we were run under."""
-    forced = environ.get("INITD_AS", "").strip()
-    if forced:
-        if forced not in PERSONALITIES:
-            raise InitdError(f'INITD_AS: expected tini, dumb-init or initd, got "{forced}"')
-        return forced
-    name = os.path.basename(prog or "")
-    # Release file names carry suffixes (tini-static-amd64,
-    # dumb-init_1.2.5_x86_64); Docker runs its bundled tini as docker-init.
-    if name in ("tini", "docker-init") or name.startswith("tini-"):
-        return "tini"
-    if name.startswith(("dumb-init", "dumb_init")):
-        return "dumb-init"
-    return "initd"
 
 
 def parse(who, argv, environ):

@@ -8,7 +8,6 @@ import errno
 import os
 
 from initd import signals, values
-from initd.procfile import shell_argv  # the Procfile-line rewrite lives there
 from initd.errors import InitdError
 from initd.record import record
 
@@ -246,6 +245,7 @@ def parse_command(command, where, key):
         _check_text(command, where, key)
         if not command.strip():
             raise where.error(key, "empty command")
+        from initd.procfile import shell_argv  # only string commands need the shell rewrite
         argv = shell_argv(command)
     elif isinstance(command, list):
         if not command or not all(isinstance(a, str) for a in command) or not command[0]:

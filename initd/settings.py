@@ -1,12 +1,39 @@
-"""What the command line and environment asked for, before validation.
+"""What the command line and environment asked for, before validation, and
+whose grammar to read it with.
 
 Filled by cli.parse_args (initd's own grammar) or compat.parse (tini's and
 dumb-init's), then turned into a Plan by plan.build; nothing else reads it.
 """
 
 
+import os
+
+from initd.errors import InitdError
+
+PERSONALITIES = ("initd", "tini", "dumb-init")
+
+
+def personality(prog, environ):
+    """Who to be: INITD_AS if set, else the name we were run under."""
+    forced = environ.get("INITD_AS", "").strip()
+    if forced:
+        if forced not in PERSONALITIES:
+            raise InitdError(f'INITD_AS: expected tini, dumb-init or initd, got "{forced}"')
+        return forced
+    name = os.path.basename(prog or "")
+    # Release file names carry suffixes (tini-static-amd64,
+    # dumb-init_1.2.5_x86_64); Docker runs its bundled tini as docker-init.
+    if name in ("tini", "docker-init") or name.startswith("tini-"):
+        return "tini"
+    if name.startswith(("dumb-init", "dumb_init")):
+        return "dumb-init"
+    return "initd"
+
+
+
 class Settings:
-    """What the command line and environment asked for, before validation."""
+    """What the command line and environment asked for, before validation, and
+whose grammar to read it with."""
 
     def __init__(self):
         self.action = "run"          # run, check, help, version

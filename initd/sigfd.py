@@ -1,6 +1,7 @@
 """signalfd(2): blocked signals read from a descriptor, so the loop can wait
-for signals and sockets in one poll(). The stdlib has no signalfd; libc's is
-called through ctypes (about 1 ms to import, once).
+for signals and sockets in one poll(). The stdlib has no signalfd: initd
+ships a tiny C extension for it (shim/sigfd_module.c) and falls back to
+libc's through ctypes (about 1.5 ms to import, once) where that is missing.
 
 The signals must stay blocked (cli blocks them first thing); signalfd then
 dequeues them as sigwaitinfo would. Standard signals coalesce while pending,
@@ -16,7 +17,18 @@ READ_AT_ONCE = 64        # signals per read(); the rest wait for the next wake
 
 
 def open_signalfd(signums):
-    """A non-blocking, close-on-exec signalfd for these signals."""
+    """A non-blocking, close-on-exec signalfd for these signals: through
+    initd's small C extension (built with the package), else ctypes."""
+    try:
+        from initd import native
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_bin", "_sigfd.so")
+        return native.load("_sigfd", path).open_signalfd(sorted(signums))
+    except (ImportError, OSError, AttributeError):
+        pass  # not built, or for another interpreter: the ctypes way
+    return _open_with_ctypes(signums)
+
+
+def _open_with_ctypes(signums):
     import ctypes
     libc = ctypes.CDLL(None, use_errno=True)
     mask = 0

@@ -132,4 +132,3 @@ def test_config_stores_the_rewritten_argv(tmp_path):
     assert (config.parse_role(data, "web", str(path)).argv
             == ("/bin/sh", "-c", "migrate && exec serve -p 5000"))
     assert config.parse_role(data, "log", str(path)).argv == ("/bin/sh", "-c", "app | logger")
-    assert config.shell_argv is procfile.shell_argv

@@ -75,3 +75,24 @@ def test_is_child_does_not_consume_the_status():
     assert reaper.is_child(pid) and reaper.is_child(pid)
     assert reaper.reap_all() == [(pid, 42)]
     assert not reaper.is_child(pid) and not reaper.is_child(1)
+
+
+def test_signalfd_through_the_extension_and_through_ctypes_agree():
+    """The C extension (built with the package) and the ctypes fallback open
+    the same kind of descriptor: a pending blocked signal reads back."""
+    import signal as pysignal
+    from initd import native, sigfd
+    path = os.path.join(os.path.dirname(sigfd.__file__), "_bin", "_sigfd.so")
+    assert os.path.exists(path), "the package build makes it"
+    old = pysignal.pthread_sigmask(pysignal.SIG_BLOCK, {pysignal.SIGUSR2})
+    try:
+        for fd in (native.load("_sigfd", path).open_signalfd([pysignal.SIGUSR2]),
+                   sigfd._open_with_ctypes([pysignal.SIGUSR2])):
+            try:
+                os.kill(os.getpid(), pysignal.SIGUSR2)
+                assert sigfd.read_signals(fd) == [(pysignal.SIGUSR2, os.getpid())]
+                assert sigfd.read_signals(fd) == []
+            finally:
+                os.close(fd)
+    finally:
+        pysignal.pthread_sigmask(pysignal.SIG_SETMASK, old)
