@@ -68,29 +68,3 @@ class FakeLoop:
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             self.once(min(0.05, max(0.0, end - time.monotonic())))
-
-
-def spawn_child(argv, env=None, workdir="/", account=None, stdout=None, stderr=None):
-    """spawn.child's contract, enough for tests: own process group,
-    stdin /dev/null, 127 when argv cannot be found."""
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.setpgid(0, 0)
-            os.chdir(workdir)
-            null = os.open("/dev/null", os.O_RDONLY)
-            os.dup2(null, 0)
-            if stdout is not None:
-                os.dup2(stdout, 1)
-            if stderr is not None:
-                os.dup2(stderr, 2)
-            os.execvpe(argv[0], argv, env or {})
-        except FileNotFoundError:
-            os._exit(127)
-        except BaseException:  # noqa: BLE001 - the child must end here
-            os._exit(126)
-    try:
-        os.setpgid(pid, pid)  # no race with killpg right after
-    except OSError:
-        pass
-    return pid

@@ -11,43 +11,11 @@ import time
 
 import pytest
 
-from initd import health_config, probes, spawn
+from initd import health_config, probes
 from probe_loop import TestLoop
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 HTTP_APP = os.path.join(os.path.dirname(HERE), "apps", "http_app.py")
-
-
-def _child(argv, env, workdir="/", account=None, stdout=None, stderr=None):
-    """Stand-in for spawn.child until it is merged from main (same contract)."""
-    pid = os.fork()
-    if pid:
-        try:
-            os.setpgid(pid, pid)
-        except OSError:
-            pass
-        return pid
-    try:
-        os.setpgid(0, 0)
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_SETMASK, [])
-        null = os.open("/dev/null", os.O_RDONLY)
-        os.dup2(null, 0)
-        if stdout is not None:
-            os.dup2(stdout, 1)
-        if stderr is not None:
-            os.dup2(stderr, 2)
-        os.chdir(workdir)
-        os.closerange(3, 1024)
-        os.execvpe(argv[0], list(argv), env)
-    except FileNotFoundError:
-        os._exit(127)
-    finally:
-        os._exit(126)
-
-
-if not hasattr(spawn, "child"):
-    spawn.child = _child
 
 
 def alive(pid):
