@@ -121,11 +121,13 @@ class Loop:
     def _read_signals(self, fd, revents, now):
         on_signal = self.on_signal
         try:
-            batch = sigfd.read_signals(fd)
+            filled = sigfd.read_words(fd)
         except Exception as e:  # noqa: BLE001
             log.error(f"internal error reading signals, carrying on: {type(e).__name__}: {e}")
             return
-        for signum, sender in batch:
+        words = sigfd.WORDS
+        for i in range(0, filled, sigfd.STRIDE):
+            signum, sender = words[i], words[i + 3]
             if signum in _SELF_INFLICTED and sender == self.self_pid:
                 continue
             try:  # one signal's trouble must not lose the rest of the batch

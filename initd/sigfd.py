@@ -48,13 +48,23 @@ _BUFFER = bytearray(INFO_SIZE * READ_AT_ONCE)
 _WORDS = memoryview(_BUFFER).cast("I")
 
 
+# As native uint32s: ssi_signo is the first, ssi_pid the fourth of each
+# 128-byte record (signalfd(2)), STRIDE words apart.
+WORDS = _WORDS
+STRIDE = INFO_SIZE // 4
+
+
+def read_words(fd):
+    """Reads what is pending into WORDS; how many words were filled (0: none).
+    The loop walks WORDS itself, so no list or tuple is made per signal."""
+    try:
+        return os.readv(fd, (_BUFFER,)) // 4
+    except (BlockingIOError, InterruptedError):
+        return 0
+
+
 def read_signals(fd):
     """[(signum, sender pid), ...] pending now; [] when none."""
-    try:
-        n = os.readv(fd, (_BUFFER,))
-    except (BlockingIOError, InterruptedError):
-        return []
-    # As native uint32s: ssi_signo is the first, ssi_pid the fourth of each
-    # 128-byte record (signalfd(2)), 32 words apart.
+    n = read_words(fd)
     words = _WORDS
-    return [(words[i], words[i + 3]) for i in range(0, n // 4, INFO_SIZE // 4)]
+    return [(words[i], words[i + 3]) for i in range(0, n, STRIDE)]
