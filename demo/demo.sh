@@ -120,8 +120,8 @@ note "
 note "(the fqdn line shows this machine's name; in the namespace it is unicorn-1)"
 
 step "2. Start it the way a container starts"
-note "\$ unshare --uts  sh -c 'hostname unicorn-1; exec unshare --pid --fork --mount-proc  initd --verbose --roles demo/roles.json --role web'"
-start_namespace --verbose --roles "$ROLES" --role web
+note "\$ unshare --uts  sh -c 'hostname unicorn-1; exec unshare --pid --fork --mount-proc  initd --verbose --control \$WORK/initd.sock --roles demo/roles.json --role web'"
+start_namespace --verbose --control "$WORK/initd.sock" --roles "$ROLES" --role web
 wait_for 15 log_has "ready: workers" || fail "the app did not say it was ready within 15 s"
 sleep 0.3  # the workers' first lines
 show_output
@@ -143,7 +143,17 @@ note "
 Outside the namespace the same initd is an ordinary process, pid $INIT_PID:"
 ps -o pid,ppid,args -p "$UNSHARE_PID,$INIT_PID" | sed "s/^/    /"
 
-step "4. Stop it, as 'docker stop' does: SIGTERM to PID 1"
+step "4. Ask initd how the app is doing, as 'docker exec ... initd status' would"
+note "\$ initd status --control \$WORK/initd.sock"
+"$PYTHON" -m initd status --control "$WORK/initd.sock" | sed "s/^/    /" ||
+    fail "initd status got no answer"
+HEALTH=0
+"$PYTHON" -m initd health --ready --control "$WORK/initd.sock" >/dev/null || HEALTH=$?
+note "\$ initd health --ready   -> exit $B$HEALTH$N (0: ready for traffic; what a Docker
+HEALTHCHECK or a Kubernetes readinessProbe runs)"
+[ "$HEALTH" = 0 ] || fail "expected initd health --ready to exit 0, got $HEALTH"
+
+step "5. Stop it, as 'docker stop' does: SIGTERM to PID 1"
 note "\$ kill -TERM $INIT_PID"
 stop_namespace
 show_output
@@ -152,13 +162,13 @@ note "
 initd got SIGTERM and, as the role says, delivered SIGQUIT: the workers
 finished their requests and the master exited 0."
 
-step "5. initd exits with the app's own status"
+step "6. initd exits with the app's own status"
 note "exit status of initd (what 'docker inspect' would call ExitCode): $B$STATUS$N"
 [ "$STATUS" = 0 ] || fail "expected exit status 0 after a graceful stop, got $STATUS"
 
-step "6. For contrast: the same app without the translation"
-note "\$ ... initd --verbose -- python3 demo/app.py web      (no role, no signal map)"
-start_namespace --verbose -- python3 "$DEMO_DIR/app.py" web
+step "7. For contrast: the same app without the translation"
+note "\$ ... initd --verbose --no-control -- python3 demo/app.py web      (no role, no signal map)"
+start_namespace --verbose --no-control -- python3 "$DEMO_DIR/app.py" web
 wait_for 15 log_has "ready: workers" || fail "the app did not say it was ready within 15 s"
 sleep 0.3
 show_output
