@@ -182,6 +182,12 @@ class Supervisor:
             self.carry_out(self.life.on_signal(signum, sender, now))
         elif delivered:
             self.deliver(delivered)
+        if (self.life.done() and signum in signals.STOP and self.hooks is not None
+                and self.hooks.busy()):
+            # Only a hook keeps initd now (an exited hook with a long
+            # timeout): a further stop signal ends the wait, as it ends linger.
+            log.warning(f"{signals.name(signum)}: not waiting for the running hooks")
+            self.hooks.kill_all()
 
     def on_shim_exit(self, pid, code, now):
         if pid != self.shim:

@@ -19,24 +19,10 @@ import urllib.request
 
 import pytest
 
-from helpers import PY, Initd, app, children, initd_env, run_initd, sleep_until
+from helpers import PY, Initd, app, children, initd_env, run_initd, sleep_until, free_port
 
 SYSTEMD_NOTIFY = shutil.which("systemd-notify")
 PROMTOOL = shutil.which("promtool")
-
-
-@pytest.fixture
-def started():
-    runs = []
-    yield runs
-    for w in runs:
-        w.stop()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def control_path(tmp_path):
@@ -396,3 +382,24 @@ def test_hanging_hook_killed_at_its_timeout(started, tmp_path):
     assert took < 1 + 2 + 1.5, took              # hook timeout + orphan grace, with slack
     w.drain("err")
     assert any("hook exited: killed after 1s" in line for line in w.seen["err"]), w.seen["err"]
+
+
+def test_a_stop_signal_ends_the_wait_for_a_hook_with_a_huge_timeout(started, tmp_path):
+    """Attacker's case: an exited hook that hangs, with a timeout of 1e10.
+    initd waits for it (the documented budget), but a further TERM ends the
+    wait at once: the hook's group is killed and initd exits with the app's
+    code."""
+    w = start(started, tmp_path, {"command": app("printsig.py", "--exit-on", "TERM:0"),
+                                  "hooks": {"exited": "echo exited-hook-runs >&2; exec sleep 60",
+                                            "timeout": 1e10}})
+    w.expect("ready pid=")
+    w.kill(signal.SIGTERM)
+    w.expect("exited-hook-runs", stream="err")  # the sweep is done; the hook runs
+    time.sleep(0.5)
+    assert w.proc.poll() is None, "initd left without waiting for its hook"
+    sent = time.monotonic()
+    w.kill(signal.SIGTERM)
+    assert w.wait(timeout=10) == 0
+    assert time.monotonic() - sent < 2.0
+    w.drain("err")
+    assert any("not waiting for the running hooks" in line for line in w.seen["err"])
