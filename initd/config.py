@@ -400,25 +400,3 @@ def _printable(text):
 def _kind(value):
     return {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
             int: "a number", float: "a number", type(None): "null"}.get(type(value), type(value).__name__)
-
-
-def describe(role, user_text=None, fqdn_text=None):
-    """The resolved plan of a role as lines, for `initd check`; the caller
-    adds what needs the OS (the account, the resolved hostname)."""
-    import shlex
-    mapping = ", ".join(f"{signals.name(s)} -> {signals.name(d)}"
-                        for s, d in sorted(role.signals.items())) or "none (every signal delivered as is)"
-    lines = [
-        f"{role.name}:",
-        f"  command: {shlex.join(role.argv)}",
-        f"  signals: {mapping}",
-        "  deliver to: " + ("the app's process group" if role.process_group else "the app"),
-        f"  stop_timeout: {role.stop_timeout:g}s",
-        f"  workdir: {role.workdir or DEFAULT_WORKDIR + ' (when it exists, else /)'}",
-        f"  user: {user_text or role.user or 'unchanged'}",
-    ]
-    if role.env:
-        lines.append("  env: " + " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(role.env.items())))
-    if role.fqdn:
-        lines.append(f"  fqdn: {fqdn_text or role.fqdn}")
-    return lines

@@ -26,3 +26,13 @@ def initd():
     yield start
     for proc in started:
         proc.stop()
+
+
+@pytest.fixture
+def started():
+    """A list to append Watched/Initd runs to; every process of theirs is
+    killed by pid at the end."""
+    runs = []
+    yield runs
+    for run in runs:
+        run.stop()

@@ -28,6 +28,14 @@ def app(name, *args):
     return [PY, os.path.join(APPS, name), *args]
 
 
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def sleep_until(predicate, timeout=10.0, interval=0.01):
     """Poll predicate until it is truthy; its value, or AssertionError."""
     deadline = time.monotonic() + timeout

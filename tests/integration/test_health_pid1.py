@@ -4,29 +4,12 @@
 (Watched.stop kills every descendant it has seen)."""
 import json
 import signal
-import socket
 import time
 
-import pytest
 
-from helpers import Initd, PY, app, children, sleep_until
+from helpers import Initd, PY, app, children, sleep_until, free_port
 
 FAST = {"interval": "100ms", "timeout": "1s", "retries": 2}
-
-
-@pytest.fixture
-def started():
-    """initd instances, stopped (every process killed by pid) at the end."""
-    runs = []
-    yield runs
-    for w in runs:
-        w.stop()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start(started, tmp_path, role, env=None):

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from helpers import free_port
 from test_control import SNAPSHOT
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -39,12 +40,6 @@ lp.run()
 srv.close(); met.close(); rcv.close()
 print("bye", flush=True)
 """
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

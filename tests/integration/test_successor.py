@@ -15,7 +15,6 @@ Every wait is bounded; every process a test starts is killed by pid at the end
 import json
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -23,7 +22,7 @@ import urllib.request
 
 import pytest
 
-from helpers import app, sleep_until, Initd
+from helpers import app, sleep_until, Initd, free_port
 
 
 # ASSUMPTION (the lead documents the real figure): when the app exits and its
@@ -36,12 +35,6 @@ PID_FILE_GRACE = 1.0
 # How long initd may take to notice anything, grace included, on a loaded
 # 2-core machine.
 SLACK = PID_FILE_GRACE + 8.0
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get(port, path="/", timeout=5.0):
