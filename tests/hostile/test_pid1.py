@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from helpers import MODES, PY, Initd, initd_env, run_initd, sleep_until
+from helpers import MODES, PY, REPO, Initd, initd_env, run_initd, sleep_until
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PID1 = MODES["pid1"]
@@ -331,17 +331,41 @@ NOBODY = ('mkdir -p /tmp/.initd-pyenv-$$ && mount --bind /root/.pyenv /tmp/.init
           'rmdir /tmp/.initd-pyenv-$$; exec "$@"')
 
 
-def as_nobody(nproc, *args):
+def as_nobody(nproc, pkg_dir, *args):
+    """initd as uid 65534 with RLIMIT_NPROC=nproc, imported from pkg_dir (a
+    world-readable copy: the checkout may sit in a 0700 directory, as a
+    `mktemp -d` clone does), run by the real interpreter (the venv's link
+    may sit there too)."""
     return subprocess.run(["unshare", "--mount", "--propagation", "private", *PID1[1:2], "--fork",
                            "--mount-proc", "--kill-child", "sh", "-c", NOBODY, "sh",
                            "prlimit", f"--nproc={nproc}:{nproc}", "setpriv", "--reuid", "65534",
-                           "--regid", "65534", "--clear-groups", PY, "-m", "initd", *args],
+                           "--regid", "65534", "--clear-groups", os.path.realpath(PY), "-I",
+                           "-c", f"import sys; sys.path.insert(0, {str(pkg_dir)!r}); "
+                           "from initd.cli import main; sys.argv[0] = 'initd'; sys.exit(main())", *args],
                           stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                          env=initd_env(), timeout=10)
+                          env=initd_env(), timeout=10, cwd="/")
 
 
-def test_fork_fails_under_rlimit_nproc_1():
-    done = as_nobody(1, "--", "true")
+@pytest.fixture
+def readable_initd():
+    """A copy of the initd package (with its C parts) that any user can read."""
+    import shutil
+    import tempfile
+    top = tempfile.mkdtemp(prefix="initd-nobody-", dir="/tmp")
+    try:
+        os.chmod(top, 0o755)
+        shutil.copytree(os.path.join(REPO, "initd"), os.path.join(top, "initd"),
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        for folder, dirs, _files in os.walk(top):
+            for name in dirs:
+                os.chmod(os.path.join(folder, name), 0o755)
+        yield top
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+def test_fork_fails_under_rlimit_nproc_1(readable_initd):
+    done = as_nobody(1, readable_initd, "--", "true")
     assert done.returncode == 126, done.stderr
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
 
