@@ -207,6 +207,11 @@ def test_restart_on_failure_backoff_grows_and_is_capped(started, tmp_path):
         backoff={"initial": "100ms", "max": "400ms", "reset_after": "10s"}))
     times = sleep_until(lambda: (lambda t: t if len(t) >= 7 else None)(starts(tmp_path)),
                         timeout=20)
+    # The 7th start has written its time but may not have exited yet: wait
+    # for initd to say it is in backoff after it, so the TERM lands there
+    # (not on a running app, which would die of it: 143).
+    for _ in range(len(times)):
+        w.expect("restarting it in", stream="err", timeout=5)
     w.kill(signal.SIGTERM)
     code, took = ended(w, 5)
     assert code == 3 and took < 1.0, took
